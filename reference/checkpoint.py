@@ -1,0 +1,350 @@
+"""Meta's checkpoint format: check and load one, make a random one, fetch a real one.
+
+A Meta checkpoint is a directory of three kinds of file:
+
+    params.json           the hyper-parameters (config.py reads them into ModelArgs)
+    consolidated.00.pth   torch.save of a flat dict, tensor name -> bf16 tensor
+    tokenizer.model       the BPE ranks (tokenizer.py reads them)
+
+Loading never unpickles arbitrary objects (`weights_only=True`) and never copies the weights
+into RAM (`mmap=True`: a tensor's bytes are read from disk when the forward pass touches
+them). Every problem is found before any compute and reported as one line naming the file
+and the tensor, e.g.
+
+    ckpt/consolidated.00.pth: layers.1.attention.wk.weight has shape [64, 128], params.json
+    implies [32, 128] (n_kv_heads=2, head_dim=16, dim=128)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import re
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import config
+from .config import ModelArgs, load_params, save_params
+from .errors import InputError
+
+WEIGHTS_GLOB = "consolidated.*.pth"  # 8B and 3.2 1B/3B: one file; 70B: eight model-parallel shards
+
+
+def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
+    """Every tensor name in Meta's checkpoint, in Meta's order, with its shape.
+
+    Llama 3 8B: tok_embeddings.weight (128256, 4096), layers.0.attention.wk.weight (1024, 4096), ...
+    """
+    D, H, K, d, F, V = args.dim, args.n_heads, args.n_kv_heads, args.head_dim, args.hidden_dim, args.vocab_size
+    shapes = {"tok_embeddings.weight": (V, D)}
+    for i in range(args.n_layers):
+        shapes.update({
+            f"layers.{i}.attention.wq.weight": (H * d, D),
+            f"layers.{i}.attention.wk.weight": (K * d, D),
+            f"layers.{i}.attention.wv.weight": (K * d, D),
+            f"layers.{i}.attention.wo.weight": (D, H * d),
+            f"layers.{i}.feed_forward.w1.weight": (F, D),
+            f"layers.{i}.feed_forward.w2.weight": (D, F),
+            f"layers.{i}.feed_forward.w3.weight": (F, D),
+            f"layers.{i}.attention_norm.weight": (D,),
+            f"layers.{i}.ffn_norm.weight": (D,),
+        })
+    shapes["norm.weight"] = (D,)
+    shapes["output.weight"] = (V, D)  # absent when tied to tok_embeddings (Llama 3.2 1B/3B)
+    return shapes
+
+
+OPTIONAL = {"output.weight"}
+IGNORED = {"rope.freqs"}  # Llama 2 checkpoints stored the RoPE table; we recompute it
+
+
+def _derivation(name: str, a: ModelArgs) -> str:
+    """Which params.json fields a tensor's shape comes from, with their values."""
+    heads = f"n_heads={a.n_heads}, head_dim={a.head_dim}, "
+    kv_heads = f"n_kv_heads={a.n_kv_heads}, head_dim={a.head_dim}, "
+    ffn = f"hidden_dim={a.hidden_dim} from multiple_of={a.multiple_of}, ffn_dim_multiplier={a.ffn_dim_multiplier}, "
+    vocab = f"vocab_size={a.vocab_size}, "
+    by_kind = {"wq": heads, "wo": heads, "wk": kv_heads, "wv": kv_heads, "w1": ffn, "w2": ffn, "w3": ffn,
+               "tok_embeddings": vocab, "output": vocab}
+    return by_kind.get(name.split(".")[-2], "") + f"dim={a.dim}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path  # the checkpoint directory
+    args: ModelArgs  # from its params.json
+    weights: dict[str, torch.Tensor]  # Meta's names -> tensors, memory-mapped from the file
+    tokenizer_path: Path  # its tokenizer.model (or the one bundled with llama_models)
+
+    @property
+    def tied(self) -> bool:
+        """True when the checkpoint has no output.weight and reuses tok_embeddings.weight."""
+        return "output.weight" not in self.weights
+
+    @property
+    def output_name(self) -> str:
+        """The tensor that maps the final hidden state to logits (V, D)."""
+        return "tok_embeddings.weight" if self.tied else "output.weight"
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        return self.weights[self.output_name]
+
+
+# --- loading ---
+
+
+def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
+    """Load and check a Meta checkpoint directory; any problem is one line naming file and tensor."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: no such checkpoint directory")
+    if not path.is_dir():
+        raise InputError(f"{path}: is a file; expected a checkpoint directory (params.json, consolidated.00.pth, tokenizer.model)")
+    if not any(path.iterdir()):
+        raise InputError(f"{path}: directory is empty; expected params.json, consolidated.00.pth, tokenizer.model")
+    if not (path / "params.json").exists() and (path / "original" / "params.json").exists():
+        raise InputError(f"{path}: looks like a Hugging Face repo; Meta's checkpoint is in {path / 'original'}")
+    args = load_params(path / "params.json")
+    from .tokenizer import find_tokenizer_model, load_tokenizer
+
+    tokenizer_path = find_tokenizer_model(path)
+    n_words = load_tokenizer(path).n_words
+    if args.vocab_size < n_words:  # a token id >= vocab_size would index past the embedding table
+        raise InputError(f"{path / 'params.json'}: vocab_size {args.vocab_size} is smaller than the "
+                         f"{n_words} ids of {tokenizer_path}; Llama 3 uses vocab_size {n_words}")
+    files = sorted(path.glob(WEIGHTS_GLOB))
+    if not files:
+        raise InputError(f"{path}: no {WEIGHTS_GLOB} weights file")
+    shards = [_read_weights(f) for f in files]
+    weights = {k: v for k, v in _merge_shards(path, files, shards).items() if k not in IGNORED}
+    _check_tensors(files[0], weights, args, progress)
+    return Checkpoint(path, args, weights, tokenizer_path)
+
+
+def _read_weights(file: Path) -> dict[str, torch.Tensor]:
+    """torch.load one weights file, memory-mapped; only tensors, never code."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise InputError(f"{file}: cannot read ({e.strerror})") from None
+    if head.startswith(b"version https://git-lfs"):  # a clone made without `git lfs pull`
+        raise InputError(f"{file}: is a Git LFS pointer, not the real file; run `git lfs pull` in that clone")
+    if not head.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive
+        what = "is empty" if not head else f"starts with {head[:8]!r}"
+        raise InputError(f"{file}: not a torch.save checkpoint (a zip archive): it {what}")
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as e:
+        # weights_only met a global other than tensors and containers: calling it could run code.
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"calls {found.group(1)}" if found else "holds more than tensors"
+        raise InputError(f"{file}: refused: its pickle {what}, which would run code on loading; "
+                         "a Meta checkpoint holds only tensors") from None
+    except Exception as e:  # noqa: BLE001 - zip, pickle and storage errors all mean a broken file
+        first = str(e).strip().split(". ")[0].splitlines()[0]
+        raise InputError(f"{file}: truncated or corrupt ({type(e).__name__}: {first}); download it again") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{file}: holds a {type(obj).__name__}, expected a dict of tensor name -> tensor")
+    for name, tensor in obj.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise InputError(f"{file}: entry {name!r} is a {type(tensor).__name__}, expected a tensor named by a string")
+    return obj
+
+
+def _merge_shards(path: Path, files: list[Path], shards: list[dict]) -> dict[str, torch.Tensor]:
+    """One dict of full tensors from the model-parallel shards (70B has eight)."""
+    if len(shards) == 1:
+        return shards[0]
+    raise InputError(f"{path}: has {len(files)} model-parallel shards ({files[0].name} .. {files[-1].name}); "
+                     f"merging shards is not supported yet, use a single-file checkpoint (8B, 3.2 1B/3B)")
+
+
+def _check_tensors(file: Path, weights: dict[str, torch.Tensor], args: ModelArgs, progress: bool) -> None:
+    """Every expected name present with its shape and a floating dtype; nothing unexpected."""
+    from tqdm.auto import tqdm
+
+    expected = expected_shapes(args)
+    for name in tqdm(expected, desc=f"checking {file.name}", unit="tensor", disable=not progress):
+        if name not in weights:
+            if name in OPTIONAL:
+                continue
+            raise InputError(f"{file}: missing tensor {name} (params.json has n_layers={args.n_layers})")
+        shape, want = list(weights[name].shape), list(expected[name])
+        if shape != want:
+            raise InputError(f"{file}: {name} has shape {shape}, params.json implies {want} ({_derivation(name, args)})")
+        if not weights[name].is_floating_point():
+            raise InputError(f"{file}: {name} has dtype {weights[name].dtype}, expected a floating type (bfloat16)")
+    for name in weights:
+        if name not in expected:
+            raise InputError(f"{file}: unexpected tensor {name} (params.json has n_layers={args.n_layers})")
+
+
+# --- a deterministic random checkpoint ---
+
+
+def _random_tensor(name: str, shape: tuple[int, ...], args: ModelArgs, seed: int) -> torch.Tensor:
+    """U(center - a, center + a) as bf16, from a stream seeded by (seed, name) alone.
+
+    Projections get std 1/sqrt(fan_in) (a = std·√3), so activations keep their size layer
+    after layer; norms get 1 ± 0.1. numpy's PCG64 and float32 arithmetic are exact bit
+    operations, so every machine writes the same bytes; the stream does not depend on the
+    order of tensors or the number of layers.
+    """
+    if name.endswith("norm.weight"):
+        center, a = 1.0, 0.1
+    elif name == "tok_embeddings.weight":
+        center, a = 0.0, math.sqrt(3.0)
+    elif name == "output.weight":
+        center, a = 0.0, math.sqrt(3.0 / args.dim)
+    else:
+        center, a = 0.0, math.sqrt(3.0 / shape[1])  # nn.Linear weight (out, in): fan_in = in
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(name.encode())])))
+    out = torch.empty(shape, dtype=torch.bfloat16)
+    flat = out.view(-1)
+    chunk = 1 << 22  # 16 MB of float32 at a time, so no float32 copy of a whole tensor exists
+    for start in range(0, flat.numel(), chunk):
+        u = rng.random(min(chunk, flat.numel() - start), dtype=np.float32)  # [0, 1)
+        x = (u * np.float32(2) - np.float32(1)) * np.float32(a) + np.float32(center)
+        flat[start:start + len(x)] = torch.from_numpy(x)  # float32 -> bf16, round to nearest even
+    return out
+
+
+def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
+               n_layers: int | None = None, tied: bool = False) -> Path:
+    """Write a random checkpoint in exactly Meta's format; the same seed gives the same bytes.
+
+    `tied=True` leaves out output.weight, as Llama 3.2 1B/3B do. Peak memory is about the
+    bf16 weights (torch.save needs the whole dict): 16 GB for an 8B-shaped 32-layer model.
+    """
+    if isinstance(preset, ModelArgs):
+        args = preset if n_layers is None else preset.replace(n_layers=n_layers)
+    else:
+        args = config.preset(preset, n_layers)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    out_dir = Path(out_dir).expanduser()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(f"{out_dir}: already exists and is not empty; not overwriting it")
+    from .tokenizer import find_tokenizer_model
+
+    tokenizer_model = find_tokenizer_model(None)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside out_dir, then rename: out_dir is either absent or complete, never half-written.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    except OSError as e:
+        raise InputError(f"{out_dir}: cannot create ({e.strerror})") from None
+    try:
+        tmp.chmod(0o755)
+        save_params(args, tmp / "params.json")
+        shutil.copyfile(tokenizer_model, tmp / "tokenizer.model")
+        weights = {name: _random_tensor(name, shape, args, seed)
+                   for name, shape in expected_shapes(args).items() if not (tied and name == "output.weight")}
+        torch.save(weights, tmp / "consolidated.00.pth")  # the zip's inner folder is named after the file
+        del weights
+        os.rename(tmp, out_dir)  # atomic; fails if out_dir became non-empty meanwhile
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+        raise InputError(f"{out_dir}: cannot write the checkpoint ({getattr(e, 'strerror', None) or e})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def cache_dir() -> Path:
+    """$LLAMA3_REFERENCE_CACHE, else $XDG_CACHE_HOME/llama3-reference, else ~/.cache/llama3-reference."""
+    if os.environ.get("LLAMA3_REFERENCE_CACHE"):
+        return Path(os.environ["LLAMA3_REFERENCE_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser() / "llama3-reference"
+
+
+def builtin_checkpoint(name: str = "tiny", seed: int = 0) -> Path:
+    """A synthesized preset checkpoint in the cache (`tiny-seed0/`), made on first use."""
+    target = cache_dir() / f"{name}-seed{seed}"
+    if target.is_dir() and any(target.iterdir()):
+        return target  # only a complete checkpoint is ever renamed into place
+    try:
+        return synthesize(name, seed, target)
+    except InputError:
+        if target.is_dir() and any(target.iterdir()):
+            return target  # another process finished it first
+        raise
+
+
+# --- the Hugging Face Hub ---
+
+
+def _explain_hub_error(repo_id: str, exc: BaseException) -> InputError:
+    """One line for a huggingface_hub exception: what went wrong and what to do."""
+    from huggingface_hub.utils import (GatedRepoError, HfHubHTTPError, HFValidationError,
+                                       LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError)
+
+    login = "run `hf auth login` (formerly `huggingface-cli login`) or set HF_TOKEN"
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, OfflineModeIsEnabled) or isinstance(exc.__cause__, OfflineModeIsEnabled):
+        why = "offline mode is on (HF_HUB_OFFLINE=1) and it is not in the local cache; unset HF_HUB_OFFLINE"
+    elif isinstance(exc, GatedRepoError):
+        why = f"is gated: request access at https://huggingface.co/{repo_id}" + (f", then {login}" if status == 401 else "")
+    elif isinstance(exc, RepositoryNotFoundError) and status == 401:
+        why = f"not found, or private/gated and you are not logged in: {login}"
+    elif isinstance(exc, RepositoryNotFoundError):
+        why = "no such repo on the Hugging Face Hub (nor a local directory of that name)"
+    elif isinstance(exc, HfHubHTTPError) and status == 401:
+        why = f"unauthorised (401): your token was refused; {login}"
+    elif isinstance(exc, HFValidationError):
+        why = f"not a valid Hub repo id ({str(exc).splitlines()[0]})"
+    elif isinstance(exc, (LocalEntryNotFoundError, TimeoutError)) or any(  # httpx's, requests' or Python's
+            c.__name__ in ("TransportError", "ConnectionError") for c in type(exc).__mro__):
+        why = "cannot reach huggingface.co and it is not in the local cache; check the connection"
+    else:
+        why = f"download failed ({type(exc).__name__}: {next(iter(str(exc).strip().splitlines()), '')})"
+    return InputError(f"{repo_id}: {why}")
+
+
+def download(repo_id: str, out_dir: str | Path | None = None) -> Path:
+    """Download a Hub repo's `original/` folder (Meta's format); returns that folder.
+
+    Files go to the Hugging Face cache, or to `out_dir`; the token comes from the usual
+    places (HF_TOKEN, `hf auth login`). A gated repo needs access granted on its page.
+    """
+    from huggingface_hub import snapshot_download
+
+    if out_dir is not None:
+        out_dir = Path(out_dir).expanduser()
+        resuming = (out_dir / ".cache" / "huggingface").is_dir()  # an earlier download into out_dir
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not resuming:
+            raise InputError(f"{out_dir}: already exists and is not empty; not overwriting it")
+    try:
+        root = snapshot_download(repo_id, allow_patterns=["original/*"], local_dir=out_dir)
+    except Exception as e:  # noqa: BLE001 - every Hub failure becomes one line
+        raise _explain_hub_error(repo_id, e) from None
+    original = Path(root) / "original"
+    if not (original / "params.json").is_file():
+        raise InputError(f"{repo_id}: has no original/params.json, so no checkpoint in Meta's format")
+    return original
+
+
+def resolve_checkpoint(spec: str) -> Path:
+    """"tiny" -> the built-in checkpoint; a directory -> itself; "owner/name" -> downloaded.
+
+    "tiny" wins over a directory of that name; write ./tiny to mean the directory.
+    """
+    path = Path(spec).expanduser()
+    if spec == "tiny":
+        return builtin_checkpoint("tiny")
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise InputError(f"{spec}: is a file; expected a checkpoint directory, \"tiny\" or a Hub id like meta-llama/Meta-Llama-3-8B")
+    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", spec):  # owner/name, not ./x or ../x
+        return download(spec)
+    raise InputError(f"{spec}: no such checkpoint directory (or give \"tiny\" or a Hub id like meta-llama/Meta-Llama-3-8B)")

@@ -1,0 +1,233 @@
+"""The model's hyper-parameters: one frozen `ModelArgs`, read from Meta's `params.json`.
+
+Meta ships each checkpoint with a `params.json` such as Llama 3 8B's:
+
+    {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256,
+     "multiple_of": 1024, "ffn_dim_multiplier": 1.3, "norm_eps": 1e-05, "rope_theta": 500000.0}
+
+Every size the forward pass needs is either one of these fields or derived from them here,
+in one place (`head_dim`, `hidden_dim`, `n_rep`), so no other file hard-codes a number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    dim: int  # D: width of the residual stream (4096 in Llama 3 8B)
+    n_layers: int  # number of transformer blocks (32)
+    n_heads: int  # H: query heads per layer (32)
+    vocab_size: int  # V: rows of the embedding table (128,256 = 128,000 BPE + 256 special)
+    n_kv_heads: int | None = None  # K: key/value heads, shared by H/K query heads (8); None means H
+    multiple_of: int = 256  # the SwiGLU hidden size is rounded up to a multiple of this
+    ffn_dim_multiplier: float | None = None  # scales the SwiGLU hidden size before rounding (1.3)
+    norm_eps: float = 1e-5  # added inside RMSNorm's square root, so a zero vector stays finite
+    rope_theta: float = 500_000.0  # RoPE base: pair j turns at theta^(-2j/d) radians per position
+    use_scaled_rope: bool = False  # Llama 3.1+: stretch the low RoPE frequencies for long context
+    max_seq_len: int = 8192  # longest prompt (plus generation) the model is used for
+    # Llama 3.1 / 3.2 RoPE scaling. Meta's code hard-codes these for 3.1 (factor 8); 3.2 uses 32.
+    rope_scale_factor: float = 8.0
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
+    rope_original_max_seq_len: int = 8192
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
+        problem = _first_problem(self)
+        if problem is not None:
+            raise InputError(problem)
+
+    # --- derived sizes: computed here and nowhere else ---
+
+    @property
+    def head_dim(self) -> int:
+        """d = D / H: the width of one attention head (4096 / 32 = 128)."""
+        return self.dim // self.n_heads
+
+    @property
+    def n_rep(self) -> int:
+        """How many query heads share one key/value head (32 / 8 = 4)."""
+        return self.n_heads // self.n_kv_heads
+
+    @property
+    def hidden_dim(self) -> int:
+        """SwiGLU hidden size by Meta's rule: 2/3 of 4·D, times the multiplier, rounded up.
+
+        Llama 3 8B: 4·4096 = 16384 → ·2/3 → 10922 → ·1.3 → 14198 → up to a multiple of 1024 → 14336.
+        The 2/3 keeps SwiGLU's three matrices about as large as a plain FFN's two.
+        """
+        hidden = int(2 * (4 * self.dim) / 3)
+        if self.ffn_dim_multiplier is not None:
+            hidden = int(self.ffn_dim_multiplier * hidden)
+        return self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
+
+    def n_params(self) -> int:
+        """Number of parameters, counting `output.weight` separately from the embeddings."""
+        D, d, H, K, F, V = self.dim, self.head_dim, self.n_heads, self.n_kv_heads, self.hidden_dim, self.vocab_size
+        per_layer = D * H * d + 2 * D * K * d + H * d * D + 3 * D * F + 2 * D
+        return 2 * V * D + self.n_layers * per_layer + D
+
+    # --- params.json ---
+
+    def to_params(self) -> dict:
+        """The fields as Meta's `params.json` spells them (RoPE-scaling extras only when used)."""
+        params = {f: getattr(self, f) for f in _META_FIELDS}
+        if self.ffn_dim_multiplier is None:
+            del params["ffn_dim_multiplier"]
+        if self.use_scaled_rope:
+            params["rope_scaling"] = {
+                "factor": self.rope_scale_factor,
+                "low_freq_factor": self.rope_low_freq_factor,
+                "high_freq_factor": self.rope_high_freq_factor,
+                "original_max_position_embeddings": self.rope_original_max_seq_len,
+            }
+        return params
+
+    def replace(self, **changes) -> "ModelArgs":
+        return dataclasses.replace(self, **changes)
+
+
+# Meta's params.json keys, in the order Meta writes them.
+_META_FIELDS = (
+    "dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of",
+    "ffn_dim_multiplier", "norm_eps", "rope_theta", "use_scaled_rope", "max_seq_len",
+)
+_REQUIRED = ("dim", "n_layers", "n_heads", "vocab_size")
+# Our name for each key of the optional "rope_scaling" object (Hugging Face's spelling).
+_ROPE_SCALING_KEYS = {
+    "factor": "rope_scale_factor",
+    "low_freq_factor": "rope_low_freq_factor",
+    "high_freq_factor": "rope_high_freq_factor",
+    "original_max_position_embeddings": "rope_original_max_seq_len",
+}
+# Keys that appear in some of Meta's params.json files but do not change the forward pass.
+_IGNORED_KEYS = ("max_batch_size",)
+
+
+def _first_problem(a: ModelArgs) -> str | None:
+    """The first thing wrong with `a`, as a sentence naming the field, or None."""
+    for name in ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of",
+                 "max_seq_len", "rope_original_max_seq_len"):
+        value = getattr(a, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"{name} must be a positive integer, got {value!r}"
+    for name in ("norm_eps", "rope_theta", "rope_scale_factor", "rope_low_freq_factor",
+                 "rope_high_freq_factor"):
+        value = getattr(a, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            return f"{name} must be a positive finite number, got {value!r}"
+    m = a.ffn_dim_multiplier
+    if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not (math.isfinite(m) and m > 0)):
+        return f"ffn_dim_multiplier must be a positive number or null, got {m!r}"
+    if not isinstance(a.use_scaled_rope, bool):
+        return f"use_scaled_rope must be true or false, got {a.use_scaled_rope!r}"
+    if a.dim % a.n_heads:
+        return f"dim {a.dim} is not divisible by n_heads {a.n_heads}"
+    if (a.dim // a.n_heads) % 2:
+        return f"head_dim = dim / n_heads = {a.dim // a.n_heads} must be even: RoPE rotates pairs of dimensions"
+    if a.n_kv_heads > a.n_heads or a.n_heads % a.n_kv_heads:
+        return f"n_heads {a.n_heads} is not a multiple of n_kv_heads {a.n_kv_heads}"
+    if a.use_scaled_rope and a.rope_high_freq_factor <= a.rope_low_freq_factor:
+        return (f"rope_scaling high_freq_factor {a.rope_high_freq_factor} must be larger "
+                f"than low_freq_factor {a.rope_low_freq_factor}")
+    return None
+
+
+def args_from_params(params: dict, source: str = "params.json") -> ModelArgs:
+    """Build `ModelArgs` from a parsed params.json; `source` names the file in errors."""
+    if not isinstance(params, dict):
+        raise InputError(f"{source}: expected a JSON object, got {type(params).__name__}")
+    fields = {}
+    for key, value in params.items():
+        if key in _META_FIELDS:
+            fields[key] = value
+        elif key == "rope_scaling":
+            if not isinstance(value, dict):
+                raise InputError(f"{source}: rope_scaling must be an object, got {value!r}")
+            for sub, sub_value in value.items():
+                if sub not in _ROPE_SCALING_KEYS:
+                    if sub in ("rope_type", "type"):
+                        continue
+                    raise InputError(f"{source}: unknown key rope_scaling.{sub} (known: {', '.join(_ROPE_SCALING_KEYS)})")
+                fields[_ROPE_SCALING_KEYS[sub]] = sub_value
+        elif key not in _IGNORED_KEYS:
+            raise InputError(f"{source}: unknown key {key!r} (known: {', '.join(_META_FIELDS)}, rope_scaling)")
+    for key in _REQUIRED:
+        if key not in fields:
+            raise InputError(f"{source}: missing required key {key!r}")
+    if fields.get("n_kv_heads") is None:
+        fields.pop("n_kv_heads", None)
+    # Meta's params.json for Llama 3.2 says only "use_scaled_rope": true; its scale factor (32,
+    # not 3.1's 8) lives in the model card. Recognise the published shapes and take theirs.
+    if fields.get("use_scaled_rope") and "rope_scale_factor" not in fields:
+        for preset in PRESETS.values():
+            if preset.use_scaled_rope and all(fields.get(k) == getattr(preset, k) for k in _REQUIRED):
+                fields["rope_scale_factor"] = preset.rope_scale_factor
+                break
+    if "max_seq_len" not in fields and fields.get("use_scaled_rope"):
+        fields["max_seq_len"] = 131_072
+    try:
+        return ModelArgs(**fields)
+    except InputError as e:
+        raise InputError(f"{source}: {e}") from None
+
+
+def load_params(path: str | Path) -> ModelArgs:
+    """Read a `params.json` file; every problem is one line naming the file and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found (a Meta checkpoint directory has params.json)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({e})") from None
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    return args_from_params(params, source=str(path))
+
+
+def save_params(args: ModelArgs, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(args.to_params(), indent=2) + "\n", encoding="utf-8")
+
+
+# --- presets: the published models, and the built-in tiny one ---
+
+_LLAMA3_8B = ModelArgs(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, vocab_size=128_256,
+                       multiple_of=1024, ffn_dim_multiplier=1.3, norm_eps=1e-5, rope_theta=500_000.0)
+
+PRESETS: dict[str, ModelArgs] = {
+    # The built-in model for walk, tests and docs: the real vocabulary and tokenizer, small
+    # dims, and grouped-query attention with 4 query heads per kv head, like the 8B.
+    "tiny": ModelArgs(dim=128, n_layers=4, n_heads=8, n_kv_heads=2, vocab_size=128_256,
+                      multiple_of=64, ffn_dim_multiplier=1.3, norm_eps=1e-5, rope_theta=500_000.0,
+                      max_seq_len=2048),
+    "llama3-8b": _LLAMA3_8B,
+    "llama3-70b": ModelArgs(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, vocab_size=128_256,
+                            multiple_of=4096, ffn_dim_multiplier=1.3, norm_eps=1e-5, rope_theta=500_000.0),
+    "llama3.1-8b": _LLAMA3_8B.replace(use_scaled_rope=True, max_seq_len=131_072, rope_scale_factor=8.0),
+    "llama3.2-1b": ModelArgs(dim=2048, n_layers=16, n_heads=32, n_kv_heads=8, vocab_size=128_256,
+                             multiple_of=256, ffn_dim_multiplier=1.5, norm_eps=1e-5, rope_theta=500_000.0,
+                             use_scaled_rope=True, max_seq_len=131_072, rope_scale_factor=32.0),
+    "llama3.2-3b": ModelArgs(dim=3072, n_layers=28, n_heads=24, n_kv_heads=8, vocab_size=128_256,
+                             multiple_of=256, ffn_dim_multiplier=1.0, norm_eps=1e-5, rope_theta=500_000.0,
+                             use_scaled_rope=True, max_seq_len=131_072, rope_scale_factor=32.0),
+}
+
+
+def preset(name: str, n_layers: int | None = None) -> ModelArgs:
+    """A preset by name, e.g. `preset("llama3-8b", n_layers=2)` for an 8B-shaped benchmark model."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    args = PRESETS[name]
+    return args if n_layers is None else args.replace(n_layers=n_layers)

@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny synthesized checkpoint, and a private cache so tests never touch ~/.cache."""
+
+import pytest
+
+from reference.checkpoint import load_checkpoint, synthesize
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Point LLAMA3_REFERENCE_CACHE at a temporary directory for the whole session."""
+    patch = pytest.MonkeyPatch()
+    cache = tmp_path_factory.mktemp("llama3-reference-cache")
+    patch.setenv("LLAMA3_REFERENCE_CACHE", str(cache))
+    yield cache
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """The tiny preset synthesized with seed 0, in Meta's on-disk format (about 70 MB)."""
+    return synthesize("tiny", seed=0, out_dir=tmp_path_factory.mktemp("ckpt") / "tiny-seed0")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_dir):
+    """`load_checkpoint(tiny_dir)`: its weights are memory-mapped, so treat them as read-only."""
+    return load_checkpoint(tiny_dir)
+
+
+def pytest_configure(config):
+    # hypothesis writes its example database under the working directory by default; keep the
+    # checkout clean by pointing it at pytest's cache directory instead.
+    from hypothesis import configuration
+
+    configuration.set_hypothesis_home_dir(str(config.cache.mkdir("hypothesis")))

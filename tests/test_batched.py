@@ -1,0 +1,42 @@
+"""The batched path computes what the literal path computes."""
+
+import pytest
+import torch
+
+from reference import batched, model
+from reference.batched import output_logits
+from reference.trace import run_trace
+
+PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
+# Same math, different order of summation: agreement to rounding error of each dtype.
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 5e-2}
+
+
+def assert_traces_agree(a, b, tol):
+    assert list(a) == list(b)
+    for name in a:
+        scale = max(1.0, float(a[name].double().abs().nan_to_num(posinf=0, neginf=0).max()))
+        torch.testing.assert_close(b[name].double(), a[name].double(), atol=tol * scale, rtol=tol,
+                                   msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_batched_trace_equals_literal_trace(tiny, dtype):
+    literal = run_trace(PROMPT, tiny.weights, tiny.args, dtype=dtype, path="literal")
+    fast = run_trace(PROMPT, tiny.weights, tiny.args, dtype=dtype, path="batched")
+    assert_traces_agree(literal, fast, TOLERANCE[dtype])
+
+
+def test_batched_fused_attention_without_trace_gives_the_literal_logits(tiny):
+    tokens = torch.tensor(PROMPT)
+    literal = model.forward(tokens, tiny.weights, tiny.args)
+    fused = batched.forward(tokens, tiny.weights, tiny.args)
+    torch.testing.assert_close(fused, literal, atol=1e-5, rtol=1e-5)
+    assert int(fused[-1].argmax()) == int(literal[-1].argmax())
+
+
+def test_output_projection_in_vocabulary_chunks_equals_one_product():
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(3, 8, generator=g), torch.randn(1000, 8, generator=g).bfloat16()
+    whole = x @ w.float().T
+    torch.testing.assert_close(output_logits(x, w, torch.float32, "cpu", chunk=64), whole)

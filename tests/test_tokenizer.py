@@ -1,0 +1,307 @@
+"""The tokenizer: known ids, special tokens, round trips, long inputs, agreement with Meta's
+own `llama_models` Tokenizer, and the errors for a missing, corrupted or placeholder file.
+
+Everything runs offline on the real tokenizer.model that `pip install llama-models` ships.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tiktoken.load
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from llama_models.llama3.tokenizer import Tokenizer as MetaTokenizer
+
+from reference.errors import InputError
+from reference.tokenizer import (
+    LLAMA3_TOKENIZER_SHA256,
+    find_tokenizer_model,
+    load_tokenizer,
+    read_bpe_ranks,
+    split_long_runs,
+)
+
+# No example database: hypothesis would otherwise write .hypothesis/ into the working directory.
+PROPERTY = settings(max_examples=200, deadline=None, database=None)
+
+PACKAGED = find_tokenizer_model()  # llama_models' copy
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def meta():
+    return MetaTokenizer(PACKAGED)
+
+
+def copy_of_tokenizer(directory: Path, edit=lambda data: data) -> Path:
+    path = directory / "tokenizer.model"
+    path.write_bytes(edit(PACKAGED.read_bytes()))
+    return path
+
+
+# --- known ids ---
+
+def test_walkthrough_prompt_encodes_to_known_ids(tok):
+    prompt = "the answer to the ultimate question of life, the universe, and everything is "
+    assert tok.encode(prompt, bos=True, eos=False) == [
+        128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
+
+
+def test_decode_2983_is_42(tok):
+    assert tok.decode([2983]) == "42"
+
+
+def test_bos_and_eos_wrap_the_ids(tok):
+    assert tok.encode("This is a test sentence.", bos=True, eos=True) == [
+        128000, 2028, 374, 264, 1296, 11914, 13, 128001]
+
+
+def test_empty_text_is_no_ids(tok):
+    assert tok.encode("", bos=False, eos=False) == []
+    assert tok.encode("", bos=True, eos=True) == [128000, 128001]
+
+
+# --- special tokens ---
+
+@pytest.mark.parametrize("name, id", [
+    ("<|begin_of_text|>", 128000), ("<|end_of_text|>", 128001),
+    ("<|reserved_special_token_0|>", 128002), ("<|reserved_special_token_1|>", 128003),
+    ("<|finetune_right_pad_id|>", 128004), ("<|step_id|>", 128005),
+    ("<|start_header_id|>", 128006), ("<|end_header_id|>", 128007),
+    ("<|eom_id|>", 128008), ("<|eot_id|>", 128009), ("<|python_tag|>", 128010),
+    ("<|image|>", 128011), ("<|reserved_special_token_2|>", 128012),
+    ("<|reserved_special_token_245|>", 128255),
+])
+def test_special_token_has_metas_id(tok, name, id):
+    assert tok.special_tokens[name] == id
+    assert tok.token_text(id) == name
+
+
+def test_special_tokens_are_256_contiguous_ids_after_the_ranks(tok):
+    assert sorted(tok.special_tokens.values()) == list(range(128_000, 128_256))
+    assert tok.n_words == 128_256
+
+
+def test_special_tokens_match_metas(tok, meta):
+    assert tok.special_tokens == meta.special_tokens
+
+
+def test_named_ids_and_stop_tokens(tok):
+    assert (tok.bos_id, tok.eos_id, tok.start_header_id, tok.end_header_id, tok.eom_id, tok.eot_id) == (
+        128000, 128001, 128006, 128007, 128008, 128009)
+    assert tok.stop_tokens == {128001, 128008, 128009}
+
+
+def test_special_token_text_is_plain_text_by_default(tok):
+    ids = tok.encode("<|eot_id|>", bos=False, eos=False)
+    assert 128009 not in ids
+    assert tok.decode(ids) == "<|eot_id|>"
+
+
+@pytest.mark.parametrize("allowed", [{"<|eot_id|>"}, "all"])
+def test_special_token_text_is_special_when_allowed(tok, allowed):
+    assert tok.encode("hi<|eot_id|>", bos=False, eos=False, allowed_special=allowed) == [6151, 128009]
+
+
+def test_only_the_allowed_special_tokens_are_special(tok):
+    ids = tok.encode("<|eom_id|><|eot_id|>", bos=False, eos=False, allowed_special={"<|eot_id|>"})
+    assert ids[-1] == 128009 and 128008 not in ids
+
+
+@pytest.mark.parametrize("allowed", [{"<|not_a_token|>"}, "<|eot_id|>"])
+def test_bad_allowed_special_is_an_input_error(tok, allowed):
+    with pytest.raises(InputError, match="allowed_special"):
+        tok.encode("x", bos=False, eos=False, allowed_special=allowed)
+
+
+# --- round trips ---
+
+@pytest.mark.parametrize("char", ["^", "a"])
+def test_million_char_run_encodes_and_decodes_back(tok, char):
+    text = char * 10**6
+    start = time.perf_counter()
+    ids = tok.encode(text, bos=False, eos=False)
+    seconds = time.perf_counter() - start
+    assert tok.decode(ids) == text
+    assert seconds < 10, f"encoding 10**6 {char!r} took {seconds:.1f} s"
+
+
+@pytest.mark.parametrize("text", [
+    "日本語のテキストを分割します。", "中文分词测试", "한국어 문장입니다",
+    "مرحبا بالعالم", "नमस्ते दुनिया", "Привет, мир!", "Ελληνικά",
+    "emoji 😀👍🏽👨‍👩‍👧 flags 🇫🇷", "def f(x):\n\treturn x ** 2  # square\n",
+    "   leading and trailing   ", "\n\n\n\t\t  \r\n \u00a0\u3000", "naïve café – “quotes” …",
+])
+def test_decode_inverts_encode_on_multilingual_text(tok, text):
+    assert tok.decode(tok.encode(text, bos=False, eos=False)) == text
+
+
+@PROPERTY
+@given(st.text())
+def test_decode_inverts_encode_on_any_text(tok, text):
+    assert tok.decode(tok.encode(text, bos=False, eos=False)) == text
+
+
+def test_decode_replaces_a_split_character_and_decode_bytes_keeps_it(tok):
+    ids = tok.encode("😀", bos=False, eos=False)
+    assert len(ids) == 2
+    assert "\ufffd" in tok.decode(ids[:1])
+    assert tok.decode_bytes(ids[:1]) + tok.decode_bytes(ids[1:]) == "😀".encode()
+
+
+def test_token_text_shows_partial_utf8_as_escapes(tok):
+    first, _ = tok.encode("😀", bos=False, eos=False)
+    assert tok.token_text(first) == "\\xf0\\x9f\\x98"
+
+
+# --- agreement with Meta's implementation ---
+
+AGREEMENT_TEXTS = [
+    "", " ", "  ", "\n", "\n\n", "\r\n", "\t", "a", "A", "Hello, world!", "hello world",
+    "HELLO WORLD", "I'm can't we've they're she'll he'd", "I'M CAN'T WE'VE", "1", "12", "123",
+    "1234", "1234567890", "3.14159", "-42", "$1,000,000.00", "2024-05-01T12:00:00Z",
+    "snake_case camelCase kebab-case", "https://example.com/a?b=c&d=e#f", "user@example.com",
+    "def f(x):\n    return x + 1\n", "if (a && b) { c(); }", "    indented\n\tTabbed",
+    "trailing spaces   ", "   leading spaces", "a\n\n\nb", "...!!!???", "«quotes» “curly” 'single'",
+    "日本語", "中文测试", "한국어", "العربية", "हिन्दी", "Ελληνικά", "Русский текст", "😀👍🏽",
+    "<|begin_of_text|>", "<|eot_id|>", "x<|eot_id|>y", "<|start_header_id|>user<|end_header_id|>",
+    "<|reserved_special_token_7|>", "<|not_special|>", "<|", "|>",
+    "a" * 60_000 + " " * 30_000 + "b",  # cut inside both runs, as Meta cuts
+]
+
+
+@pytest.mark.parametrize("text", AGREEMENT_TEXTS, ids=range(len(AGREEMENT_TEXTS)))
+def test_encode_agrees_with_meta(tok, meta, text):
+    # Meta's defaults (allowed_special=set(), disallowed_special=()) also treat special-token
+    # text as plain text; spelled out here so a change of default there cannot hide a difference.
+    assert tok.encode(text, bos=True, eos=True) == meta.encode(
+        text, bos=True, eos=True, allowed_special=set(), disallowed_special=())
+
+
+@PROPERTY
+@given(st.text())
+def test_encode_agrees_with_meta_on_any_text(tok, meta, text):
+    assert tok.encode(text, bos=False, eos=False) == meta.encode(
+        text, bos=False, eos=False, allowed_special=set(), disallowed_special=())
+
+
+@PROPERTY
+@given(st.text(alphabet="ab \n\t\u00a0\u2003", max_size=60), st.integers(1, 8))
+def test_split_long_runs_cuts_where_meta_cuts(text, max_run):
+    assert list(split_long_runs(text, max_run)) == list(
+        MetaTokenizer._split_whitespaces_or_nonwhitespaces(text, max_run))
+
+
+def test_ranks_match_tiktokens_loader(monkeypatch):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # "" turns off tiktoken's copy in the temp dir
+    assert read_bpe_ranks(PACKAGED) == tiktoken.load.load_tiktoken_bpe(str(PACKAGED))
+
+
+# --- finding and checking the file ---
+
+def test_packaged_tokenizer_has_llama3_sha256():
+    assert PACKAGED.parent.parent.name == "llama_models"
+    assert read_bpe_ranks(PACKAGED, sha256=LLAMA3_TOKENIZER_SHA256)
+
+
+def test_checkpoint_tokenizer_is_preferred(tmp_path):
+    path = copy_of_tokenizer(tmp_path)
+    assert find_tokenizer_model(tmp_path) == path
+    assert load_tokenizer(tmp_path).path == path.resolve()
+
+
+def test_packaged_tokenizer_is_used_when_the_checkpoint_has_none(tmp_path):
+    assert find_tokenizer_model(tmp_path) == PACKAGED
+    assert load_tokenizer(tmp_path).path == PACKAGED.resolve()
+
+
+def test_missing_checkpoint_directory_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="not a directory"):
+        find_tokenizer_model(tmp_path / "nowhere")
+
+
+def test_repeated_loads_share_one_tokenizer(tmp_path):
+    copy_of_tokenizer(tmp_path)
+    assert load_tokenizer(tmp_path) is load_tokenizer(tmp_path)
+
+
+def swap_first_two_ranks(data: bytes) -> bytes:
+    """Still a well-formed file of the same size, but not Meta's: "!" and '"' trade ids."""
+    return data.replace(b"IQ== 0\nIg== 1\n", b"IQ== 1\nIg== 0\n", 1)
+
+
+def test_corrupted_copy_names_the_file_and_its_sha256(tmp_path):
+    path = copy_of_tokenizer(tmp_path, swap_first_two_ranks)
+    with pytest.raises(InputError, match="sha256") as e:
+        load_tokenizer(tmp_path)
+    assert str(path.resolve()) in str(e.value) and LLAMA3_TOKENIZER_SHA256 in str(e.value)
+
+
+def test_file_changed_after_loading_is_checked_again(tmp_path):
+    path = copy_of_tokenizer(tmp_path)
+    load_tokenizer(tmp_path)
+    path.write_bytes(swap_first_two_ranks(path.read_bytes()))  # same size, maybe same mtime
+    with pytest.raises(InputError, match="sha256"):
+        load_tokenizer(tmp_path)
+
+
+def test_git_lfs_pointer_is_an_input_error(tmp_path):
+    (tmp_path / "tokenizer.model").write_text(
+        "version https://git-lfs.github.com/spec/v1\n"
+        f"oid sha256:{LLAMA3_TOKENIZER_SHA256}\nsize 2183982\n")
+    with pytest.raises(InputError, match="Git LFS"):
+        load_tokenizer(tmp_path)
+
+
+def test_garbled_file_names_the_bad_line(tmp_path):
+    copy_of_tokenizer(tmp_path, lambda d: d.replace(b"Ig== 1\n", b"not base64 at all\n", 1))
+    with pytest.raises(InputError, match="line 2 is not a `base64-token rank` pair"):
+        load_tokenizer(tmp_path)
+
+
+def test_broken_link_in_checkpoint_is_an_input_error(tmp_path):
+    (tmp_path / "tokenizer.model").symlink_to(tmp_path / "missing")
+    with pytest.raises(InputError, match="tokenizer.model"):
+        load_tokenizer(tmp_path)
+
+
+def test_download_offline_says_what_to_do(tmp_path):
+    # The Hub is the last resort; offline, its error must say how to get the file instead.
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path))
+    code = ("from reference.tokenizer import download_tokenizer_model\n"
+            "try: download_tokenizer_model()\n"
+            "except Exception as e: print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120).stdout
+    assert out.startswith("InputError") and "pip install llama-models" in out and "\n" not in out.strip()
+
+
+# --- bad input ---
+
+@pytest.mark.parametrize("bad", [128_256, -1, 10**12])
+def test_out_of_range_id_is_an_input_error_naming_it(tok, bad):
+    for call in (tok.decode, tok.decode_bytes):
+        with pytest.raises(InputError, match=f"token id {bad} is out of range"):
+            call([1, bad])
+    with pytest.raises(InputError, match=f"token id {bad} "):
+        tok.token_text(bad)
+
+
+@pytest.mark.parametrize("bad", [[1.5], ["7"], 7])
+def test_non_integer_ids_are_an_input_error(tok, bad):
+    with pytest.raises(InputError, match="integers"):
+        tok.decode(bad)
+
+
+@pytest.mark.parametrize("bad", [b"bytes", None, ["a", "list"]])
+def test_encode_of_non_str_is_an_input_error(tok, bad):
+    with pytest.raises(InputError, match="expects a str"):
+        tok.encode(bad, bos=False, eos=False)
