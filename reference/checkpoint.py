@@ -6,6 +6,11 @@ A Meta checkpoint is a directory of three kinds of file:
     consolidated.00.pth   torch.save of a flat dict, tensor name -> bf16 tensor
     tokenizer.model       the BPE ranks (tokenizer.py reads them)
 
+Llama 3 70B comes as eight model-parallel shards, consolidated.00.pth … 07.pth, each holding
+a slice of every weight (`ShardedWeights` reads them as one). A Hugging Face directory
+(config.json, model*.safetensors) loads too: its names and q/k row order are turned into
+Meta's by `hf.py`, so everything downstream sees one format.
+
 Loading never unpickles arbitrary objects (`weights_only=True`) and never copies the weights
 into RAM (`mmap=True`: a tensor's bytes are read from disk when the forward pass touches
 them). Every problem is found before any compute and reported as one line naming the file
@@ -17,6 +22,7 @@ and the tensor, e.g.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
@@ -24,6 +30,7 @@ import re
 import shutil
 import tempfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +87,7 @@ def _derivation(name: str, a: ModelArgs) -> str:
 class Checkpoint:
     path: Path  # the checkpoint directory
     args: ModelArgs  # from its params.json
-    weights: dict[str, torch.Tensor]  # Meta's names -> tensors, memory-mapped from the file
+    weights: Mapping[str, torch.Tensor]  # Meta's names -> tensors, memory-mapped from the file(s)
     tokenizer_path: Path  # its tokenizer.model (or the one bundled with llama_models)
 
     @property
@@ -102,7 +109,8 @@ class Checkpoint:
 
 
 def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
-    """Load and check a Meta checkpoint directory; any problem is one line naming file and tensor."""
+    """Load and check a checkpoint directory, Meta's or Hugging Face's; any problem is one line
+    naming file and tensor."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint directory")
@@ -110,23 +118,41 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
         raise InputError(f"{path}: is a file; expected a checkpoint directory (params.json, consolidated.00.pth, tokenizer.model)")
     if not any(path.iterdir()):
         raise InputError(f"{path}: directory is empty; expected params.json, consolidated.00.pth, tokenizer.model")
+    if not (path / "params.json").exists() and (path / "config.json").exists():
+        if any(path.glob(HF_WEIGHTS_GLOB)):
+            return load_hf_checkpoint(path, progress)
+        if (path / "original" / "params.json").exists():
+            raise InputError(f"{path}: looks like a Hugging Face repo without its safetensors; Meta's checkpoint is in "
+                             f"{path / 'original'}")
+        raise InputError(f"{path}: has config.json but no {HF_WEIGHTS_GLOB} weights (.bin files are not read: "
+                         "they are pickles that can run code); download the safetensors files")
     if not (path / "params.json").exists() and (path / "original" / "params.json").exists():
         raise InputError(f"{path}: looks like a Hugging Face repo; Meta's checkpoint is in {path / 'original'}")
     args = load_params(path / "params.json")
+    tokenizer_path = _tokenizer_for(path, args, path / "params.json")
+    files = sorted(path.glob(WEIGHTS_GLOB))
+    if not files:
+        raise InputError(f"{path}: no {WEIGHTS_GLOB} weights file")
+    if len(files) == 1:
+        weights = {k: v for k, v in _read_weights(files[0]).items() if k not in IGNORED}
+        _check_shard_count(files, weights, args)
+        _check_tensors(files[0], weights, args, progress)
+    else:
+        weights = ShardedWeights(path, _shard_files(path, files), args)
+        _check_tensors(weights.label, weights.meta, args, progress)
+    return Checkpoint(path, args, weights, tokenizer_path)
+
+
+def _tokenizer_for(path: Path, args: ModelArgs, config_file: Path) -> Path:
+    """The checkpoint's tokenizer.model, after checking every one of its ids fits the embedding table."""
     from .tokenizer import find_tokenizer_model, load_tokenizer
 
     tokenizer_path = find_tokenizer_model(path)
     n_words = load_tokenizer(path).n_words
     if args.vocab_size < n_words:  # a token id >= vocab_size would index past the embedding table
-        raise InputError(f"{path / 'params.json'}: vocab_size {args.vocab_size} is smaller than the "
+        raise InputError(f"{config_file}: vocab_size {args.vocab_size} is smaller than the "
                          f"{n_words} ids of {tokenizer_path}; Llama 3 uses vocab_size {n_words}")
-    files = sorted(path.glob(WEIGHTS_GLOB))
-    if not files:
-        raise InputError(f"{path}: no {WEIGHTS_GLOB} weights file")
-    shards = [_read_weights(f) for f in files]
-    weights = {k: v for k, v in _merge_shards(path, files, shards).items() if k not in IGNORED}
-    _check_tensors(files[0], weights, args, progress)
-    return Checkpoint(path, args, weights, tokenizer_path)
+    return tokenizer_path
 
 
 def _read_weights(file: Path) -> dict[str, torch.Tensor]:
@@ -160,16 +186,134 @@ def _read_weights(file: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def _merge_shards(path: Path, files: list[Path], shards: list[dict]) -> dict[str, torch.Tensor]:
-    """One dict of full tensors from the model-parallel shards (70B has eight)."""
-    if len(shards) == 1:
-        return shards[0]
-    raise InputError(f"{path}: has {len(files)} model-parallel shards ({files[0].name} .. {files[-1].name}); "
-                     f"merging shards is not supported yet, use a single-file checkpoint (8B, 3.2 1B/3B)")
+# --- model-parallel shards (70B: consolidated.00.pth … consolidated.07.pth) ---
+
+# How Meta's model (llama_models/llama3/model.py, built on fairscale) splits each weight over
+# the model-parallel ranks, each of which saved its own consolidated.NN.pth:
+#   ColumnParallelLinear  wq wk wv w1 w3 output  splits its outputs: dim 0 of the [out, in] weight
+#   RowParallelLinear     wo w2                   splits its inputs:  dim 1
+#   VocabParallelEmbedding tok_embeddings         splits the vocabulary: dim 0 (Llama 2 split dim 1)
+#   RMSNorm               attention_norm ffn_norm norm   is whole, the same, in every shard
+SPLIT_DIM: dict[str, int | None] = {
+    "wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "tok_embeddings": 0,
+    "wo": 1, "w2": 1,
+    "attention_norm": None, "ffn_norm": None, "norm": None,
+}
 
 
-def _check_tensors(file: Path, weights: dict[str, torch.Tensor], args: ModelArgs, progress: bool) -> None:
-    """Every expected name present with its shape and a floating dtype; nothing unexpected."""
+def split_dim(name: str) -> int | None:
+    """The dim Meta's model parallelism splits `name` along; None for a replicated tensor.
+
+    "layers.3.attention.wq.weight" -> 0, "layers.3.feed_forward.w2.weight" -> 1, "norm.weight" -> None.
+    """
+    kind = name.split(".")[-2] if "." in name else name
+    if kind not in SPLIT_DIM:
+        raise KeyError(name)
+    return SPLIT_DIM[kind]
+
+
+def _shard_files(path: Path, files: list[Path]) -> list[Path]:
+    """The shard files in rank order, after checking they are exactly consolidated.00 … NN."""
+    ranks = {}
+    for f in files:
+        found = re.fullmatch(r"consolidated\.(\d+)\.pth", f.name)
+        if found is None:
+            raise InputError(f"{f}: not a model-parallel shard name (expected consolidated.NN.pth, NN = 00, 01, …)")
+        rank = int(found.group(1))
+        if rank in ranks:
+            raise InputError(f"{f}: is shard {rank} again, like {ranks[rank].name}; keep one of them")
+        ranks[rank] = f
+    n = max(ranks) + 1
+    missing = [f"consolidated.{i:02d}.pth" for i in range(n) if i not in ranks]
+    if missing:
+        have = ", ".join(f"{i:02d}" for i in sorted(ranks))
+        raise InputError(f"{path}: model-parallel shard {missing[0]} is missing (found consolidated.{{{have}}}.pth); "
+                         "download the checkpoint again")
+    return [ranks[i] for i in range(n)]
+
+
+def _check_shard_count(files: list[Path], first: Mapping[str, torch.Tensor], args: ModelArgs) -> None:
+    """Say how many shards there should be when some are missing off the end (00 … 02 of 08).
+
+    Every shard holds vocab_size / n_shards rows of tok_embeddings and n_heads / n_shards heads
+    of wq, so the first one tells; when the two disagree, params.json is wrong instead.
+    """
+    name, wq = "tok_embeddings.weight", "layers.0.attention.wq.weight"
+    if name not in first or wq not in first or first[name].ndim != 2 or first[wq].ndim != 2 or first[name].shape[0] == 0:
+        return
+    per_shard, rows = first[name].shape[0], args.vocab_size
+    n = rows // per_shard
+    if rows % per_shard == 0 and n != len(files) and first[wq].shape[0] * n == args.n_heads * args.head_dim:
+        have = "only this one is here" if len(files) == 1 else f"{len(files)} are here ({files[0].name} … {files[-1].name})"
+        should = "is one whole file" if n == 1 else f"has {n} model-parallel shards"
+        raise InputError(f"{files[0]}: holds {per_shard} of the {rows} rows of {name} (vocab_size={rows}), "
+                         f"so the checkpoint {should}, but {have}")
+
+
+class ShardedWeights(Mapping):
+    """Meta's model-parallel shards, read as one checkpoint without ever merging it whole.
+
+    Every shard is memory-mapped; `weights[name]` concatenates that one tensor's slices along
+    its split dim (see SPLIT_DIM) when asked for, so the forward pass holds one full weight at a
+    time and peak memory stays near that of a single-file checkpoint. The checks (same names,
+    dtypes and shapes in every shard; replicated norms equal) run once, here, on loading.
+    """
+
+    def __init__(self, path: Path, files: list[Path], args: ModelArgs):
+        self.files = files
+        self.label = path / f"consolidated.{{00..{len(files) - 1:02d}}}.pth"  # for messages: the shards as one
+        self.shards = [{k: v for k, v in _read_weights(f).items() if k not in IGNORED} for f in files]
+        first, n = self.shards[0], len(files)
+        for f, shard in zip(files[1:], self.shards[1:]):
+            for name in first:
+                if name not in shard:
+                    raise InputError(f"{f}: missing tensor {name}, which {files[0].name} has; the shards do not match")
+            for name in shard:
+                if name not in first:
+                    raise InputError(f"{f}: has tensor {name}, which {files[0].name} lacks; the shards do not match")
+        self.meta = {}  # name -> a tensor on the "meta" device: the merged shape and dtype, no data
+        for name, t in first.items():
+            try:
+                dim = split_dim(name)
+            except KeyError:
+                raise InputError(f"{files[0]}: unexpected tensor {name} (params.json has n_layers={args.n_layers})") from None
+            for f, shard in zip(files[1:], self.shards[1:]):
+                other = shard[name]
+                if other.shape != t.shape or other.dtype != t.dtype:
+                    raise InputError(f"{f}: {name} is {other.dtype} {list(other.shape)}, but {t.dtype} {list(t.shape)} "
+                                     f"in {files[0].name}; every shard holds an equal slice")
+                if dim is None and not torch.equal(other, t):
+                    raise InputError(f"{f}: {name} differs from its copy in {files[0].name}; a replicated tensor "
+                                     "(an RMSNorm weight) must be the same in every shard")
+            shape = list(t.shape)
+            if dim is not None:
+                shape[dim] *= n
+            self.meta[name] = torch.empty(shape, dtype=t.dtype, device="meta")
+        _check_shard_count(files, self.shards[0], args)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self.meta:
+            raise KeyError(name)
+        dim = split_dim(name)
+        if dim is None:
+            return self.shards[0][name]
+        return torch.cat([shard[name] for shard in self.shards], dim=dim)
+
+    def __iter__(self):
+        return iter(self.meta)
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def __contains__(self, name) -> bool:
+        return name in self.meta
+
+
+def _check_tensors(file: Path, weights: Mapping[str, torch.Tensor], args: ModelArgs, progress: bool) -> None:
+    """Every expected name present with its shape and a floating dtype; nothing unexpected.
+
+    Only shapes and dtypes are read, so `weights` may hold "meta" tensors (ShardedWeights.meta).
+    """
     from tqdm.auto import tqdm
 
     expected = expected_shapes(args)
@@ -186,6 +330,112 @@ def _check_tensors(file: Path, weights: dict[str, torch.Tensor], args: ModelArgs
     for name in weights:
         if name not in expected:
             raise InputError(f"{file}: unexpected tensor {name} (params.json has n_layers={args.n_layers})")
+
+
+# --- Hugging Face checkpoints (config.json + model*.safetensors) ---
+
+HF_WEIGHTS_GLOB = "model*.safetensors"  # model.safetensors, or model-00001-of-00004.safetensors …
+HF_INDEX = "model.safetensors.index.json"  # for several files: which file holds each tensor
+
+
+def load_hf_checkpoint(path: Path, progress: bool = False) -> Checkpoint:
+    """A Hugging Face Llama directory, as a Checkpoint in Meta's names and layout.
+
+    The safetensors files are memory-mapped (`safe_open`) like Meta's .pth files; every tensor
+    but wq and wk stays a view of the file. Those two are turned back from Hugging Face's row
+    order into Meta's (`hf.to_adjacent_pairs`), a reshape of a transposed view that has to copy:
+    about a tenth of the model (1.3 GB of Llama 3 8B's 16 GB) ends up in memory. A tied model
+    (tie_word_embeddings, as Llama 3.2 1B/3B) gets no output.weight, as in Meta's format.
+    """
+    from . import hf
+
+    config_file = path / "config.json"
+    config = _read_json(config_file)
+    if not isinstance(config, dict):
+        raise InputError(f"{config_file}: expected a JSON object, got {type(config).__name__}")
+    if config.get("model_type", "llama") != "llama":
+        raise InputError(f"{config_file}: model_type is {config['model_type']!r}; only Llama (\"llama\") checkpoints load")
+    try:
+        args = hf.args_from_hf_config(config)
+    except KeyError as e:
+        raise InputError(f"{config_file}: missing key {e.args[0]!r}") from None
+    except (InputError, TypeError, ValueError) as e:
+        raise InputError(f"{config_file}: {e}") from None
+    tokenizer_path = _tokenizer_for(path, args, config_file)
+    state = _read_safetensors(path)
+    tied = config.get("tie_word_embeddings", False)
+    if tied:
+        state.pop("lm_head.weight", None)  # a saved copy of embed_tokens; Meta's format has none
+    elif "lm_head.weight" not in state:
+        raise InputError(f"{path}: no file holds lm_head.weight, and config.json says tie_word_embeddings is "
+                         "false; a model without it must be tied")
+    try:
+        weights = hf.hf_to_meta_state_dict(state, args)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    _check_tensors(path / HF_WEIGHTS_GLOB, weights, args, progress)
+    return Checkpoint(path, args, weights, tokenizer_path)
+
+
+def _read_json(file: Path):
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{file}: not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{file}: cannot read ({e})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{file}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the directory's safetensors files, by Hugging Face name, memory-mapped.
+
+    With model.safetensors.index.json, each tensor must be in the file the index names;
+    without one, the files are model*.safetensors and no tensor may be in two of them.
+    """
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ModuleNotFoundError:
+        raise InputError(f"{path}: reading Hugging Face checkpoints needs the safetensors package; "
+                         "pip install safetensors") from None
+    index = path / HF_INDEX
+    if index.exists():
+        parsed = _read_json(index)
+        weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise InputError(f"{index}: has no \"weight_map\" object (tensor name -> file name)")
+        files = [path / name for name in dict.fromkeys(weight_map.values())]
+        for file in files:
+            if not file.exists():
+                raise InputError(f"{index}: names {file.name}, which is missing; download it again")
+    else:
+        files = sorted(path.glob(HF_WEIGHTS_GLOB))
+        weight_map = None
+    state, where = {}, {}
+    for file in files:
+        try:
+            with open(file, "rb") as f:
+                head = f.read(64)
+        except OSError as e:
+            raise InputError(f"{file}: cannot read ({e.strerror})") from None
+        if head.startswith(b"version https://git-lfs"):
+            raise InputError(f"{file}: is a Git LFS pointer, not the real file; run `git lfs pull` in that clone")
+        try:
+            with safe_open(file, framework="pt") as reader:  # mmap: bytes are read when touched
+                for name in reader.keys():
+                    if weight_map is not None and weight_map.get(name) != file.name:
+                        continue  # the index says another file holds it (or nothing needs it)
+                    if name in state:
+                        raise InputError(f"{file}: {name} is also in {where[name].name}; which one is meant?")
+                    state[name], where[name] = reader.get_tensor(name), file
+        except (SafetensorError, OSError) as e:
+            raise InputError(f"{file}: not a valid safetensors file ({e}); download it again") from None
+    if weight_map is not None:
+        for name, file_name in weight_map.items():
+            if name not in state:
+                raise InputError(f"{path / file_name}: has no {name}, which {HF_INDEX} says it holds")
+    return state
 
 
 # --- a deterministic random checkpoint ---
@@ -219,18 +469,25 @@ def _random_tensor(name: str, shape: tuple[int, ...], args: ModelArgs, seed: int
 
 
 def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
-               n_layers: int | None = None, tied: bool = False) -> Path:
+               n_layers: int | None = None, tied: bool | None = None, n_shards: int = 1) -> Path:
     """Write a random checkpoint in exactly Meta's format; the same seed gives the same bytes.
 
-    `tied=True` leaves out output.weight, as Llama 3.2 1B/3B do. Peak memory is about the
-    bf16 weights (torch.save needs the whole dict): 16 GB for an 8B-shaped 32-layer model.
+    `tied=True` leaves out output.weight, as Llama 3.2 1B/3B do; by default a preset named in
+    config.TIED_PRESETS is tied and anything else is not. `n_shards=N` writes N model-parallel
+    shards consolidated.00.pth … as Meta's N-way model-parallel code saves them (see SPLIT_DIM);
+    merged, they are exactly the tensors of the one-file checkpoint with the same seed. Peak
+    memory is about the bf16 weights (torch.save needs the whole dict): 16 GB for an 8B-shaped
+    32-layer model.
     """
     if isinstance(preset, ModelArgs):
         args = preset if n_layers is None else preset.replace(n_layers=n_layers)
     else:
         args = config.preset(preset, n_layers)
+    if tied is None:
+        tied = isinstance(preset, str) and preset in config.TIED_PRESETS
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_shardable(args, n_shards)
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(f"{out_dir}: already exists and is not empty; not overwriting it")
@@ -249,7 +506,10 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
         shutil.copyfile(tokenizer_model, tmp / "tokenizer.model")
         weights = {name: _random_tensor(name, shape, args, seed)
                    for name, shape in expected_shapes(args).items() if not (tied and name == "output.weight")}
-        torch.save(weights, tmp / "consolidated.00.pth")  # the zip's inner folder is named after the file
+        for rank in range(n_shards):
+            shard = weights if n_shards == 1 else {name: shard_slice(name, t, rank, n_shards) for name, t in weights.items()}
+            torch.save(shard, tmp / f"consolidated.{rank:02d}.pth")  # the zip's inner folder is named after the file
+            del shard
         del weights
         os.rename(tmp, out_dir)  # atomic; fails if out_dir became non-empty meanwhile
     except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
@@ -257,6 +517,29 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def shard_slice(name: str, tensor: torch.Tensor, rank: int, n_shards: int) -> torch.Tensor:
+    """Rank `rank`'s part of a full tensor, as Meta's model-parallel code holds it.
+
+    wq [4096, 4096] over 8 shards: rank 1 holds rows 512 … 1023; a norm is whole in every shard.
+    """
+    dim = split_dim(name)
+    if dim is None:
+        return tensor
+    # clone: a view would make torch.save write the whole tensor's storage into every shard
+    return tensor.chunk(n_shards, dim=dim)[rank].clone()
+
+
+def _check_shardable(args: ModelArgs, n_shards: int) -> None:
+    """Meta's code gives every rank whole heads and equal slices: n_shards must divide them all."""
+    if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
+        raise InputError(f"n_shards must be a positive integer, got {n_shards!r}")
+    for what, size in (("n_heads", args.n_heads), ("n_kv_heads", args.n_kv_heads),
+                       ("the SwiGLU hidden size", args.hidden_dim), ("vocab_size", args.vocab_size)):
+        if size % n_shards:
+            raise InputError(f"n_shards {n_shards} does not divide {what} {size}; Meta's model-parallel "
+                             "code gives every shard an equal share")
 
 
 def cache_dir() -> Path:

@@ -1,4 +1,4 @@
-"""`python -m reference` (or `llama3-reference`): walk, trace, synthesize, download.
+"""`python -m reference` (or `llama3-reference`): walk, trace, generate, synthesize, download, goldens, parity.
 
 Every problem with the user's arguments or files is one line on stderr and exit code 2.
 """
@@ -60,17 +60,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(trace, checkpoint_default=None)
     trace.add_argument("--out", required=True, help="the .npz file to write")
 
+    gen = sub.add_parser("generate", help="write text after a prompt, token by token, with a KV cache",
+                         description="Generate text after the prompt, streamed as it is written; stops at "
+                                     "<|end_of_text|>, <|eom_id|> or <|eot_id|>.")
+    gen.add_argument("--checkpoint", required=True,
+                     help="'tiny', a Meta checkpoint directory, a Hugging Face directory (config.json, "
+                          "model*.safetensors) or a Hub id such as meta-llama/Meta-Llama-3-8B")
+    gen.add_argument("--prompt", required=True, help="the text to continue (with --chat: the user's message)")
+    gen.add_argument("--max-new-tokens", type=int, default=64, help="at most this many new tokens (default: 64)")
+    gen.add_argument("--temperature", type=float, default=0.6, help="0 = greedy; higher = more random (default: 0.6)")
+    gen.add_argument("--top-p", type=float, default=0.9,
+                     help="sample from the most likely tokens holding this much probability (default: 0.9)")
+    gen.add_argument("--seed", type=int, default=None, help="random seed, for reproducible sampling")
+    gen.add_argument("--chat", action="store_true", help="wrap the prompt in the Llama 3 chat format (instruct models)")
+    gen.add_argument("--system", default=None, help="with --chat: a system message before the user's")
+    gen.add_argument("--json", action="store_true",
+                     help='print only one JSON line: {"prompt_tokens": [...], "tokens": [...], "text": "..."}')
+    gen.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="where to compute (default: cpu)")
+    gen.add_argument("--dtype", choices=list(DTYPES), default="float32",
+                     help="compute dtype; weights stay bf16 and are upcast one at a time (default: float32)")
+
     synth = sub.add_parser("synthesize", help="write a deterministic random checkpoint in Meta's format",
                            description="Write params.json, consolidated.00.pth (bf16) and tokenizer.model.")
     synth.add_argument("--preset", default="tiny", help="a preset name, e.g. tiny, llama3-8b (default: tiny)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     synth.add_argument("--n-layers", type=int, default=None, help="override the preset's layer count")
+    synth.add_argument("--n-shards", type=int, default=1,
+                       help="write N model-parallel shards consolidated.00.pth … as Meta's 70B (default: 1)")
     synth.add_argument("--out", required=True, help="a new (or empty) directory")
 
     download = sub.add_parser("download", help="download a Meta checkpoint (original/*) from the Hugging Face Hub",
                               description="Fetch original/* of a gated Hub repo; needs `huggingface-cli login`.")
     download.add_argument("repo_id", help="e.g. meta-llama/Meta-Llama-3-8B")
     download.add_argument("--out", default=None, help="directory to download into (default: the Hub cache)")
+
+    goldens = sub.add_parser("goldens", help="regenerate the golden traces of new or changed prompts",
+                             description="Recompute the goldens of goldens/prompts.json; write only those that "
+                                         "are new or changed (or named), atomically, and print what changed.")
+    goldens.add_argument("names", nargs="*", help="only these prompts (default: every prompt in the prompts file)")
+    goldens.add_argument("--checkpoint", default="tiny", help="'tiny' (default) or a Meta checkpoint directory")
+    goldens.add_argument("--prompts", default=None, help="the prompts file (default: goldens/prompts.json)")
+    goldens.add_argument("--out", default=None, help="the goldens directory (default for tiny: goldens/tiny-seed0)")
+    goldens.add_argument("--force", action="store_true", help="rewrite even goldens that match within tolerance")
+
+    parity = sub.add_parser("parity", help="compare every tensor with Hugging Face transformers; print the table",
+                            description="Run our pass and transformers' LlamaForCausalLM on the same weights "
+                                        "and print the worst error per tensor kind as a Markdown table.")
+    parity.add_argument("--config", action="append", default=None,
+                        help="only this configuration (repeatable; default: all)")
+    parity.add_argument("--out", default=None, help="also write the table to this file (e.g. docs/data/parity.md)")
     return parser
 
 
@@ -79,7 +117,7 @@ def _load(options):
     from .tokenizer import load_tokenizer
 
     device = pick_device(options.device)
-    ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint), progress=True)
+    ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint), progress=sys.stderr.isatty())
     tokenizer = load_tokenizer(ckpt.path)
     tokens = tokenizer.encode(options.prompt, bos=True, eos=False)
     return ckpt, tokenizer, tokens, device
@@ -121,10 +159,45 @@ def cmd_trace(options) -> None:
     print(f"wrote {out}: {len(tokens)} tokens, {ckpt.args.n_layers} layers")
 
 
+def cmd_generate(options) -> None:
+    import json
+
+    from .checkpoint import load_checkpoint, resolve_checkpoint
+    from .generate import TextStream, chat_tokens, generate
+    from .tokenizer import load_tokenizer
+
+    if options.system is not None and not options.chat:
+        raise InputError("--system needs --chat: a system message is part of the chat format")
+    device = pick_device(options.device)
+    ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint), progress=sys.stderr.isatty())
+    tokenizer = load_tokenizer(ckpt.path)
+    if options.chat:
+        prompt = chat_tokens(tokenizer, options.prompt, options.system)
+    else:
+        prompt = tokenizer.encode(options.prompt, bos=True, eos=False)
+    new_tokens = generate(prompt, ckpt.weights, ckpt.args, max_new_tokens=options.max_new_tokens,
+                          temperature=options.temperature, top_p=options.top_p, seed=options.seed,
+                          stop_tokens=tokenizer.stop_tokens, dtype=DTYPES[options.dtype], device=device)
+    start, tokens, pieces, stream = time.perf_counter(), [], [], TextStream(tokenizer)
+    for token in new_tokens:
+        tokens.append(token)
+        pieces.append(stream.push(token))
+        if not options.json:
+            print(pieces[-1], end="", flush=True)  # as it is written
+    pieces.append(stream.flush())
+    text = "".join(pieces)
+    if options.json:
+        print(json.dumps({"prompt_tokens": prompt, "tokens": tokens, "text": text}))
+    else:
+        print(pieces[-1])
+        seconds = time.perf_counter() - start
+        print(f"({len(prompt)} prompt tokens, {len(tokens)} new in {seconds:.2f} s)", file=sys.stderr)
+
+
 def cmd_synthesize(options) -> None:
     from .checkpoint import synthesize
 
-    out = synthesize(options.preset, options.seed, options.out, n_layers=options.n_layers)
+    out = synthesize(options.preset, options.seed, options.out, n_layers=options.n_layers, n_shards=options.n_shards)
     print(f"wrote {out}")
 
 
@@ -134,7 +207,33 @@ def cmd_download(options) -> None:
     print(f"downloaded to {download(options.repo_id, options.out)}")
 
 
-COMMANDS = {"walk": cmd_walk, "trace": cmd_trace, "synthesize": cmd_synthesize, "download": cmd_download}
+def cmd_goldens(options) -> None:
+    from . import goldens
+    from .checkpoint import load_checkpoint, resolve_checkpoint
+
+    if options.out is None and options.checkpoint != "tiny":
+        raise InputError("--out is required with --checkpoint other than tiny (goldens/tiny-seed0 holds tiny's)")
+    prompts = goldens.load_prompts(options.prompts or goldens.PROMPTS_FILE)
+    ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint))
+    written = goldens.regenerate(ckpt, options.out or goldens.TINY_GOLDENS, prompts, options.names or None,
+                                 force=options.force)
+    print(f"{len(written)} golden(s) written" + (f": {', '.join(written)}" if written else ""))
+
+
+def cmd_parity(options) -> None:
+    from . import parity
+
+    out = parity.check_out_path(options.out) if options.out else None  # before minutes of compute
+    table = parity.markdown_table(parity.measure_all(options.config))
+    print(table, end="")
+    if out:
+        from .goldens import write_text
+
+        print(f"wrote {write_text(out, table)}")
+
+
+COMMANDS = {"walk": cmd_walk, "trace": cmd_trace, "generate": cmd_generate, "synthesize": cmd_synthesize,
+            "download": cmd_download, "goldens": cmd_goldens, "parity": cmd_parity}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -225,6 +225,11 @@ PRESETS: dict[str, ModelArgs] = {
 }
 
 
+# Llama 3.2 1B and 3B tie their output projection to the embeddings: their checkpoints have no
+# output.weight (a checkpoint without one is tied, whatever its name); synthesize() follows this.
+TIED_PRESETS = frozenset({"llama3.2-1b", "llama3.2-3b"})
+
+
 def preset(name: str, n_layers: int | None = None) -> ModelArgs:
     """A preset by name, e.g. `preset("llama3-8b", n_layers=2)` for an 8B-shaped benchmark model."""
     if name not in PRESETS:

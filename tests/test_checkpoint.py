@@ -319,14 +319,6 @@ def test_pickle_that_would_run_code_is_refused_without_running_it(tiny_dir, tmp_
     assert marker.is_dir()
 
 
-def test_several_shards_are_not_supported_yet(tiny_dir, tmp_path):
-    d = write_checkpoint(tiny_dir, tmp_path / "ckpt")
-    os.link(d / "consolidated.00.pth", d / "consolidated.01.pth")
-    with pytest.raises(InputError) as excinfo:
-        load_checkpoint(d)
-    one_line_error(excinfo, str(d), "2 model-parallel shards", "not supported yet")
-
-
 def test_directory_without_weights_is_refused(tiny_dir, tmp_path):
     d = write_checkpoint(tiny_dir, tmp_path / "ckpt")
     (d / "consolidated.00.pth").unlink()

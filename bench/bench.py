@@ -1,0 +1,329 @@
+"""Speed and memory of the reference on an 8B-shaped checkpoint, beside Hugging Face transformers.
+
+    python bench/bench.py                      # 2 layers; memory for 2 and 32 layers; writes docs/performance.md
+    python bench/bench.py --layers 4 --no-32   # quicker: skip the 16 GB 32-layer checkpoint
+    python bench/bench.py --device cuda        # the same table on a GPU (fp32 and bf16)
+
+The checkpoint has Llama 3 8B's real dims (4096, 32 heads, 8 kv heads, 14336 hidden, 128,256
+vocab) in Meta's format and bf16, with fewer layers; it is synthesized once into the cache
+(`python -m reference synthesize` does the same) and reused. Every figure is the min and the
+median of `--repeats` runs. Timing lives here, never in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from reference import batched, generate, model
+from reference.checkpoint import cache_dir, load_checkpoint, synthesize
+from reference.config import preset
+from reference.tokenizer import load_tokenizer
+
+WALKTHROUGH_PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- measuring ---
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(min, median) seconds of `repeats` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times)
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def memory_bandwidth(device, repeats: int, gib: float = 1.0) -> float:
+    """Bytes per second of a large tensor copy (each byte read once and written once)."""
+    src = torch.ones(int(gib * 2**30) // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+
+    def copy():
+        dst.copy_(src)
+        sync(device)
+
+    best, _ = timed(copy, repeats)
+    return 2 * src.numel() * 4 / best
+
+
+def matmul_flops(device, dtype, repeats: int, n: int = 4096) -> float:
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+
+    def mm():
+        a @ b
+        sync(device)
+
+    best, _ = timed(mm, repeats)
+    return 2 * n**3 / best
+
+
+def status(field: str) -> int:
+    """A field of /proc/self/status in bytes (RssAnon: anonymous memory now; VmHWM: peak RSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+class PeakAnon:
+    """Samples RssAnon every millisecond in a thread: /proc has a peak for RSS, not for RssAnon."""
+
+    def __enter__(self):
+        self.peak, self._stop = status("RssAnon"), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, status("RssAnon"))
+            time.sleep(0.001)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, status("RssAnon"))
+
+
+# --- the models ---
+
+def checkpoint_dir(n_layers: int) -> Path:
+    path = cache_dir() / f"bench-llama3-8b-{n_layers}layers-seed0"
+    if not path.exists():
+        print(f"synthesizing an 8B-shaped checkpoint with {n_layers} layers into {path} (once) …", flush=True)
+        synthesize(preset("llama3-8b", n_layers=n_layers), seed=0, out_dir=path)
+    return path
+
+
+def hf_model(ckpt, attn: str, dtype, device):
+    """LlamaForCausalLM holding the same weights, built on the meta device so that nothing is
+    initialised twice; its weights are a full copy in `dtype`, as transformers keeps them."""
+    from transformers import LlamaForCausalLM
+
+    from reference import hf
+
+    config = hf.hf_config(ckpt.args, tied=ckpt.tied)
+    config._attn_implementation = attn
+    with torch.device("meta"):
+        m = LlamaForCausalLM(config)
+    state = {k: v.to(device=device, dtype=dtype) for k, v in hf.meta_to_hf_state_dict(ckpt.weights, ckpt.args).items()}
+    m.load_state_dict(state, strict=not ckpt.tied, assign=True)
+    if ckpt.tied:
+        m.tie_weights()
+    m.model.rotary_emb = type(m.model.rotary_emb)(config).to(device)  # its buffers were on meta
+    return m.eval()
+
+
+def prompt_tokens(tokenizer, n: int | None) -> list[int]:
+    """The walk-through's 17 tokens, or `n` tokens of English text."""
+    if n is None:
+        return tokenizer.encode(WALKTHROUGH_PROMPT, bos=True, eos=False)
+    text = (ROOT / "README.md").read_text() * 10
+    return tokenizer.encode(text, bos=True, eos=False)[:n]
+
+
+# --- the runs ---
+
+def bench_prefill(ckpt, tokens, dtype, device, repeats, with_hf=True) -> dict[str, tuple[float, float]]:
+    t = torch.tensor(tokens, device=device)
+    results = {}
+
+    def ours(forward):
+        def run():
+            with torch.inference_mode():
+                forward(t, ckpt.weights, ckpt.args, dtype=dtype, device=device)
+            sync(device)
+        return run
+
+    results["literal"] = timed(ours(model.forward), repeats)
+    results["batched"] = timed(ours(batched.forward), repeats)
+    if with_hf:
+        for attn in ("eager", "sdpa"):
+            m = hf_model(ckpt, attn, dtype, device)
+
+            def run():
+                with torch.inference_mode():
+                    m(t[None])
+                sync(device)
+
+            results[f"transformers {attn}"] = timed(run, repeats)
+            del m
+    return results
+
+
+def bench_decode(ckpt, tokens, n_new, dtype, device, repeats, with_hf=True) -> dict[str, tuple[float, float]]:
+    """Seconds per generated token, prefill excluded (greedy)."""
+    results = {}
+    t = torch.tensor(tokens, device=device)
+
+    def ours():
+        cache = generate.KVCache.allocate(ckpt.args, len(tokens) + n_new, dtype, device)
+        with torch.inference_mode():
+            logits = generate.forward_cached(t, 0, ckpt.weights, ckpt.args, cache, dtype=dtype, device=device)
+            sync(device)
+            start = time.perf_counter()
+            for i in range(n_new):
+                nxt = logits.argmax().view(1)
+                logits = generate.forward_cached(nxt, len(tokens) + i, ckpt.weights, ckpt.args, cache,
+                                                 dtype=dtype, device=device)
+            sync(device)
+        return (time.perf_counter() - start) / n_new
+
+    runs = [ours() for _ in range(repeats + 1)][1:]
+    results["ours (KV cache)"] = (min(runs), statistics.median(runs))
+    if with_hf:
+        m = hf_model(ckpt, "sdpa", dtype, device)
+
+        def hf_generate(n):
+            with torch.inference_mode():
+                m.generate(t[None], max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+            sync(device)
+
+        runs = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            hf_generate(1)
+            one = time.perf_counter() - start
+            start = time.perf_counter()
+            hf_generate(n_new + 1)
+            runs.append((time.perf_counter() - start - one) / n_new)
+        runs = runs[1:]
+        results["transformers generate (sdpa)"] = (min(runs), statistics.median(runs))
+        del m
+    return results
+
+
+def decode_bytes_per_token(ckpt) -> int:
+    """Weight bytes one decode step must read: every layer's matrices and the output projection
+    (as stored, bf16), but only one row of the embedding table."""
+    total = sum(w.numel() * w.element_size() for name, w in ckpt.weights.items() if name != "tok_embeddings.weight")
+    if ckpt.tied:
+        total += ckpt.weights["tok_embeddings.weight"].numel() * ckpt.weights["tok_embeddings.weight"].element_size()
+    return total
+
+
+def memory_child(path: str, dtype: str, device: str) -> None:
+    """Run in a fresh process: load + one batched forward of the walk-through prompt; print JSON."""
+    base = status("RssAnon")
+    with PeakAnon() as peak:
+        ckpt = load_checkpoint(path)
+        tokens = load_tokenizer(path).encode(WALKTHROUGH_PROMPT, bos=True, eos=False)
+        with torch.inference_mode():
+            logits = batched.forward(torch.tensor(tokens), ckpt.weights, ckpt.args, dtype=getattr(torch, dtype),
+                                     device=device)
+    print(json.dumps({"peak_rss_anon": peak.peak, "rss_anon_at_start": base, "vm_hwm": status("VmHWM"),
+                      "next_token": int(logits[-1].argmax())}))
+
+
+def bench_memory(n_layers: int, dtype: str, device: str) -> dict:
+    path = checkpoint_dir(n_layers)
+    out = subprocess.run([sys.executable, __file__, "_memory", str(path), dtype, device], capture_output=True,
+                         text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["checkpoint_bytes"] = sum(f.stat().st_size for f in path.glob("consolidated.*.pth"))
+    return result
+
+
+# --- the report ---
+
+def fmt_time(pair) -> str:
+    lo, med = pair
+    return f"{lo * 1e3:,.0f} / {med * 1e3:,.0f} ms"
+
+
+def machine_line(device) -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    import transformers
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.device(device).type == "cuda" else ""
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads "
+            f"(CPU capability {torch.backends.cpu.get_cpu_capability()}), transformers {transformers.__version__}, "
+            f"Python {platform.python_version()}{gpu}")
+
+
+def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_memory":
+        memory_child(*sys.argv[2:5])
+        return 0
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layers", type=int, default=2, help="layers of the timed 8B-shaped checkpoint (default 2)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per figure (default 3)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--dtypes", default=None, help="comma-separated (default: float32 on CPU; float32,bfloat16 on GPU)")
+    p.add_argument("--new-tokens", type=int, default=16, help="tokens to decode (default 16)")
+    p.add_argument("--long", type=int, default=512, help="length of the long prompt (default 512)")
+    p.add_argument("--no-32", action="store_true", help="skip the 32-layer memory measurement (16 GB on disk)")
+    p.add_argument("--no-hf", action="store_true", help="skip transformers")
+    p.add_argument("--out", default=str(ROOT / "docs" / "performance.md"), help="markdown report ('-' for none)")
+    o = p.parse_args(argv)
+    device = o.device
+    dtypes = (o.dtypes or ("float32,bfloat16" if device.startswith("cuda") else "float32")).split(",")
+
+    ckpt = load_checkpoint(checkpoint_dir(o.layers))
+    tokenizer = load_tokenizer(ckpt.path)
+    lines = [f"# Performance", "", f"Measured by `python bench/bench.py` on {time.strftime('%Y-%m-%d')}: "
+             f"{machine_line(device)}.", "",
+             f"Checkpoint: Llama 3 8B dims with {o.layers} layers (bf16, Meta format, memory-mapped). "
+             f"Each time is min / median of {o.repeats} runs.", ""]
+    bw = memory_bandwidth(device, o.repeats)
+    lines += [f"Memory bandwidth (1 GiB tensor copy, read + write): **{bw / 1e9:.1f} GB/s**.", ""]
+    for dtype_name in dtypes:
+        dtype = getattr(torch, dtype_name)
+        lines += [f"## Prefill, {dtype_name}", "", "| path | walk-through prompt (17 tokens) | ratio | "
+                  f"{o.long}-token prompt | ratio |", "|---|---|---|---|---|"]
+        short = bench_prefill(ckpt, prompt_tokens(tokenizer, None), dtype, device, o.repeats, not o.no_hf)
+        long = bench_prefill(ckpt, prompt_tokens(tokenizer, o.long), dtype, device, o.repeats, not o.no_hf)
+        ref_s = short.get("transformers eager", (float("nan"),) * 2)[1]
+        ref_l = long.get("transformers eager", (float("nan"),) * 2)[1]
+        for name in short:
+            lines.append(f"| {name} | {fmt_time(short[name])} | {short[name][1] / ref_s:.2f}× | "
+                         f"{fmt_time(long[name])} | {long[name][1] / ref_l:.2f}× |")
+        lines += ["", "Ratio: median time ÷ median time of transformers eager (lower is faster).", ""]
+        decode = bench_decode(ckpt, prompt_tokens(tokenizer, None), o.new_tokens, dtype, device, o.repeats,
+                              not o.no_hf)
+        per_token = decode_bytes_per_token(ckpt)
+        bound = bw / per_token
+        lines += [f"## Decode, {dtype_name}", "",
+                  f"One token reads {per_token / 2**30:.2f} GiB of bf16 weights, so the bandwidth bound is "
+                  f"{bound:.1f} tokens/s.", "", "| | tokens/s (best / median) | % of bound |", "|---|---|---|"]
+        for name, (lo, med) in decode.items():
+            lines.append(f"| {name} | {1 / lo:.2f} / {1 / med:.2f} | {100 / med / bound:.0f}% |")
+        lines.append("")
+    lines += ["## Memory: load + one forward of the walk-through prompt (batched path, float32)", "",
+              "| layers | checkpoint on disk | peak RssAnon | VmHWM (incl. mmap'd file pages) |", "|---|---|---|---|"]
+    for n in ([o.layers] if o.no_32 else sorted({o.layers, 32})):
+        m = bench_memory(n, "float32", device)
+        lines.append(f"| {n} | {m['checkpoint_bytes'] / 2**30:.2f} GiB | {m['peak_rss_anon'] / 2**30:.2f} GiB | "
+                     f"{m['vm_hwm'] / 2**30:.2f} GiB |")
+    lines += ["", "RssAnon is memory only this process holds; memory-mapped weights count in VmHWM but are "
+              "file pages the kernel can drop and re-read, so an 8 GB machine can run the 8B.", ""]
+    report = "\n".join(lines)
+    print(report)
+    if o.out != "-":
+        Path(o.out).write_text(report)
+        print(f"wrote {o.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

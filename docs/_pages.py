@@ -1,0 +1,248 @@
+"""What the pages share: one run of the reference per build, and how a page shows code and tensors.
+
+Every page's code blocks run in the same mkdocs process (markdown-exec), so `run()` and
+`llama3_8b()` are computed once per build and shared by all pages:
+
+    run()        the walk-through's prompt through the built-in tiny checkpoint, or through the
+                 real Meta-Llama-3-8B when $LLAMA3_REFERENCE_8B names its original/ directory
+    llama3_8b()  the same forward pass on torch's "meta" device, with Llama 3 8B's params.json:
+                 every shape of the real model, computed by the real code, without the weights
+
+The helpers return Markdown or HTML strings; a page prints them.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import html
+import inspect
+import os
+import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reference import model
+from reference.checkpoint import Checkpoint, builtin_checkpoint, expected_shapes, load_checkpoint
+from reference.cli import WALKTHROUGH_PROMPT
+from reference.config import PRESETS, ModelArgs, load_params
+from reference.tokenizer import Tokenizer, load_tokenizer
+from reference.trace import run_trace, trace_shapes
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_8B_ENV = "LLAMA3_REFERENCE_8B"  # a Meta-Llama-3-8B original/ directory: render the real model
+PROMPT = WALKTHROUGH_PROMPT
+
+# Tensors print as in the walk-through: 4 decimals, the first and last 3 rows and columns.
+torch.set_printoptions(precision=4, threshold=64, edgeitems=3, linewidth=88, sci_mode=False)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model's view of the prompt: its params, its weights and the trace of its forward pass."""
+
+    label: str  # how the pages name it
+    args: ModelArgs
+    weights: Mapping[str, torch.Tensor]
+    trace: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Run(Model):
+    """The model whose values the pages show, with its tokenizer and the prompt's tokens."""
+
+    real: bool  # True for the real Meta-Llama-3-8B, False for the random tiny checkpoint
+    checkpoint: Checkpoint
+    tokenizer: Tokenizer
+    tokens: list[int]
+
+    def text(self, token: int) -> str:
+        """One token's text, for display: 2983 -> "42"."""
+        return self.tokenizer.token_text(int(token))
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.text(t) for t in self.tokens]
+
+
+@functools.cache
+def run() -> Run:
+    """The prompt through the real 8B if $LLAMA3_REFERENCE_8B is set, else the tiny checkpoint."""
+    real_dir = os.environ.get(REAL_8B_ENV)
+    checkpoint = load_checkpoint(real_dir if real_dir else builtin_checkpoint("tiny"))
+    tokenizer = load_tokenizer(checkpoint.path)
+    tokens = tokenizer.encode(PROMPT, bos=True, eos=False)
+    trace = run_trace(tokens, checkpoint.weights, checkpoint.args)
+    label = "Meta-Llama-3-8B" if real_dir else "tiny"
+    return Run(label, checkpoint.args, checkpoint.weights, trace, bool(real_dir), checkpoint, tokenizer, tokens)
+
+
+@functools.cache
+def llama3_8b() -> Model:
+    """Llama 3 8B's forward pass on the meta device: real shapes, no weights, no arithmetic."""
+    real_dir = os.environ.get(REAL_8B_ENV)
+    args = load_params(Path(real_dir) / "params.json") if real_dir else PRESETS["llama3-8b"]
+    weights = {name: torch.empty(shape, dtype=torch.bfloat16, device="meta")
+               for name, shape in expected_shapes(args).items()}
+    tokens = torch.zeros(len(run().tokens), dtype=torch.int64, device="meta")  # the same 17 tokens
+    trace: model.Trace = {}
+    model.forward(tokens, weights, args, device="meta", trace=trace)
+    expected = trace_shapes(args, len(tokens))
+    for name, shape in expected.items():  # the contract of TRACE.md, checked on the real sizes
+        assert tuple(trace[name].shape) == shape, f"{name}: meta pass gave {list(trace[name].shape)}, TRACE.md says {list(shape)}"
+    return Model("Llama 3 8B", args, weights, trace)
+
+
+# --- code, included from reference/ ---
+
+
+def code(obj, name: str | None = None, *, start: str | None = None, end: str | None = None) -> str:
+    """The source of a function or class (or of a module-level constant `name`), as a titled block.
+
+    Read from reference/ at build time, so the page always shows the code that ran. `start`
+    and `end` cut out the lines from the first one containing `start` to the next one
+    containing `end`; if either is not found the build fails, so a page cannot go on
+    describing code that has changed.
+    """
+    file = Path(inspect.getsourcefile(obj))
+    if name is None:
+        lines, first = inspect.getsourcelines(obj)
+    else:
+        lines, first = _constant_source(file, name)
+    if start is not None or end is not None:
+        i = _find(lines, start, 0, obj) if start is not None else 0
+        j = _find(lines, end, i, obj) if end is not None else len(lines) - 1
+        lines, first = lines[i:j + 1], first + i
+        lines = textwrap.dedent("".join(lines)).splitlines(keepends=True)
+    where = file.resolve().relative_to(ROOT)
+    last = first + len(lines) - 1
+    span = f"line {first}" if first == last else f"lines {first}–{last}"
+    return f'````python title="{where} · {span}"\n{"".join(lines).rstrip()}\n````\n'
+
+
+def _find(lines: list[str], text: str, after: int, obj) -> int:
+    for i in range(after, len(lines)):
+        if text in lines[i]:
+            return i
+    raise LookupError(f"{getattr(obj, '__qualname__', obj)}: no line containing {text!r}")
+
+
+def _constant_source(file: Path, name: str) -> tuple[list[str], int]:
+    """A module-level assignment `name = ...`, with the comment lines right above it."""
+    source = file.read_text(encoding="utf-8")
+    lines = source.splitlines(keepends=True)
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            first = node.lineno - 1
+            while first > 0 and lines[first - 1].lstrip().startswith("#"):
+                first -= 1
+            return lines[first:node.end_lineno], first + 1
+    raise LookupError(f"{file}: no module-level assignment to {name}")
+
+
+# --- tensors: shapes and values ---
+
+
+def shape(t) -> str:
+    return "[" + ", ".join(str(n) for n in (t.shape if hasattr(t, "shape") else t)) + "]"
+
+
+def show(name: str, t: torch.Tensor | None = None, *, index=None, what: str | None = None) -> str:
+    """A tensor of this build's run: its name, shape, dtype and (abbreviated) values.
+
+    `name` is a trace name (shared/TRACE.md) or a checkpoint key; `index` picks a slice
+    (e.g. 0 for head 0), `what` replaces the index in the title.
+    """
+    r = run()
+    if t is None:
+        t = r.trace[name] if name in r.trace else r.weights[name]
+    label = name
+    if index is not None:
+        t = t[index]
+        label = f"{name}[{what or _index_text(index)}]"
+    values = repr(t.detach().float() if t.dtype == torch.bfloat16 else t.detach())
+    return (f"`{label}` · shape `{shape(t)}` · {str(t.dtype).removeprefix('torch.')}\n\n"
+            f"```text\n{values}\n```\n")
+
+
+def _index_text(index) -> str:
+    parts = index if isinstance(index, tuple) else (index,)
+    return ", ".join(":" if p == slice(None) else str(p) for p in parts)
+
+
+Row = str | Callable[[Model], object]
+
+
+def shapes(rows: Mapping[str, Row] | list[str]) -> str:
+    """A table: each row's shape in this build and in Llama 3 8B (computed, never typed in).
+
+    A row is a trace name or checkpoint key, or a label mapped to a function of a `Model`
+    that returns a tensor, evaluated on both models, e.g.
+    {"wq, per head": lambda m: m.weights["layers.0.attention.wq.weight"].view(m.args.n_heads, m.args.head_dim, m.args.dim)}
+    """
+    if not isinstance(rows, Mapping):
+        rows = {name: name for name in rows}
+    here, real = run(), llama3_8b()
+    out = [f"| | this page ({here.label}) | Llama 3 8B |", "| --- | --- | --- |"]
+    for label, row in rows.items():
+        cells = [_shape_of(m, row) for m in (here, real)]
+        out.append(f"| `{label}` | `{cells[0]}` | `{cells[1]}` |")
+    return "\n".join(out) + "\n"
+
+
+def _shape_of(m: Model, row: Row) -> str:
+    if callable(row):
+        return shape(row(m))
+    if row in m.trace:
+        return shape(m.trace[row])
+    return shape(m.weights[row])
+
+
+def model_summary(args: ModelArgs) -> str:
+    return (f"dim {args.dim}, {args.n_layers} layers, {args.n_heads} query heads, {args.n_kv_heads} kv heads, "
+            f"head_dim {args.head_dim}, SwiGLU hidden size {args.hidden_dim}, vocabulary {args.vocab_size:,}")
+
+
+def banner() -> str:
+    """What the values on the page come from: printed at the top of every step's page."""
+    r = run()
+    if r.real:
+        return (f'!!! success "Values on this page: the real Meta-Llama-3-8B"\n\n'
+                f"    Computed while this site was built, from `{r.checkpoint.path}` "
+                f"(${REAL_8B_ENV}): {model_summary(r.args)}.\n")
+    return ('!!! info "Values on this page: the built-in tiny checkpoint"\n\n'
+            f"    Computed while this site was built, by running `reference/` on the tiny checkpoint: Meta's real "
+            f"tokenizer and vocabulary, random weights ({model_summary(r.args)}). Its arithmetic is exactly the "
+            f"8B's, its prediction is noise. The **Llama 3 8B** column of each shape table is the real model's, "
+            f"computed by the same code on torch's `meta` device. To render every value from the real weights, "
+            f"see [Running the real 8B](real-8b.md).\n")
+
+
+# --- tokens as coloured spans ---
+
+# Mid-tone hues at low opacity: readable on the light and the dark theme alike.
+SPAN_HUES = ("79, 127, 217", "224, 123, 57", "58, 166, 117", "201, 80, 138", "138, 111, 209", "47, 166, 181")
+
+
+def token_spans(tokens: list[int], texts: list[str]) -> str:
+    """HTML: each token's text in its own coloured box, its id beneath."""
+    spans = []
+    for i, (token, text) in enumerate(zip(tokens, texts)):
+        hue = SPAN_HUES[i % len(SPAN_HUES)]
+        shown = html.escape(text).replace(" ", "&nbsp;") or "&nbsp;"
+        spans.append(f'<span class="l3-token" style="background: rgba({hue}, 0.22); border-color: rgba({hue}, 0.8)">'
+                     f'<span class="l3-token-text">{shown}</span><span class="l3-token-id">{token}</span></span>')
+    return f'<div class="l3-tokens">{"".join(spans)}</div>\n'
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    """A Markdown table; cells are escaped so token text cannot break it."""
+    def cell(v):
+        return str(v).replace("|", "\\|").replace("\n", "\\n")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,220 @@
+"""Meta's checkpoint layout <-> Hugging Face's: the name map, the q/k permutation, the config.
+
+The two layouts hold the same numbers under different names, with one real difference: the
+order of the rows of `wq` and `wk`. That difference is the classic cause of "my output
+differs from Hugging Face's", so it is explained here once.
+
+**Why q and k are permuted.** RoPE rotates each query/key head in 2-D pairs of dimensions.
+Meta's code (and `model.apply_rope`) pairs *adjacent* dimensions, (0, 1), (2, 3), …,
+(d-2, d-1), treating each pair as one complex number. Hugging Face's `rotate_half` pairs
+dimension j with dimension j + d/2: (0, d/2), (1, d/2+1), …. Both compute the same rotation
+if the head's dimensions are listed in a different order, and the order of a head's output
+dimensions is the order of the rows of `wq`/`wk`. So converting Meta → HF reorders the d
+rows of every head: the real parts (rows 0, 2, 4, …) first, then the imaginary parts
+(rows 1, 3, 5, …). For d = 8:
+
+    Meta rows of one head:  0 1 2 3 4 5 6 7      pairs (0,1) (2,3) (4,5) (6,7)
+    HF rows of that head:   0 2 4 6 1 3 5 7      pairs (0,4) (1,5) (2,6) (3,7) = same pairs
+
+Only wq and wk change (they feed RoPE); values, wo and the MLP are untouched, and the
+attention scores q·k are identical because q and k are reordered alike. A query or key
+*activation* from HF's model is turned back into Meta's order with `to_adjacent_pairs`.
+
+**Names.** `HF_NAMES` maps each of Meta's names to Hugging Face's `LlamaForCausalLM` name:
+
+    tok_embeddings.weight               model.embed_tokens.weight
+    layers.N.attention.wq.weight        model.layers.N.self_attn.q_proj.weight   (permuted)
+    layers.N.feed_forward.w1.weight     model.layers.N.mlp.gate_proj.weight      (w2: down, w3: up)
+    output.weight                       lm_head.weight   (absent when tied, as in Llama 3.2 1B/3B)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+import torch
+
+from .config import PRESETS, ModelArgs
+from .errors import InputError
+
+# Meta's name (with N for the layer) -> Hugging Face's name.
+HF_NAMES = {
+    "tok_embeddings.weight": "model.embed_tokens.weight",
+    "layers.N.attention.wq.weight": "model.layers.N.self_attn.q_proj.weight",
+    "layers.N.attention.wk.weight": "model.layers.N.self_attn.k_proj.weight",
+    "layers.N.attention.wv.weight": "model.layers.N.self_attn.v_proj.weight",
+    "layers.N.attention.wo.weight": "model.layers.N.self_attn.o_proj.weight",
+    "layers.N.feed_forward.w1.weight": "model.layers.N.mlp.gate_proj.weight",  # the silu gate
+    "layers.N.feed_forward.w2.weight": "model.layers.N.mlp.down_proj.weight",  # back to D
+    "layers.N.feed_forward.w3.weight": "model.layers.N.mlp.up_proj.weight",  # the value
+    "layers.N.attention_norm.weight": "model.layers.N.input_layernorm.weight",
+    "layers.N.ffn_norm.weight": "model.layers.N.post_attention_layernorm.weight",
+    "norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+META_NAMES = {hf: meta for meta, hf in HF_NAMES.items()}
+# Buffers some HF checkpoints carry that are recomputed, never loaded (older Llama conversions).
+HF_IGNORED = re.compile(r"(model\.)?layers\.\d+\.self_attn\.rotary_emb\.inv_freq")
+
+
+def _generic(name: str) -> tuple[str, str | None]:
+    """'layers.3.attention.wq.weight' -> ('layers.N.attention.wq.weight', '3')."""
+    m = re.match(r"^((?:model\.)?layers\.)(\d+)(\..*)$", name)
+    return (m.group(1) + "N" + m.group(3), m.group(2)) if m else (name, None)
+
+
+def hf_name(meta_name: str) -> str:
+    """'layers.3.attention.wq.weight' -> 'model.layers.3.self_attn.q_proj.weight'."""
+    generic, layer = _generic(meta_name)
+    if generic not in HF_NAMES:
+        raise InputError(f"{meta_name}: not a weight of Meta's Llama checkpoint format")
+    return HF_NAMES[generic].replace(".N.", f".{layer}.") if layer else HF_NAMES[generic]
+
+
+def meta_name(hf_name: str) -> str:
+    """'model.layers.3.mlp.gate_proj.weight' -> 'layers.3.feed_forward.w1.weight'."""
+    generic, layer = _generic(hf_name if hf_name.startswith(("model.", "lm_head.")) else "model." + hf_name)
+    if generic not in META_NAMES:
+        raise InputError(f"{hf_name}: not a weight of Hugging Face's LlamaForCausalLM "
+                         "(expected e.g. model.layers.0.self_attn.q_proj.weight)")
+    return META_NAMES[generic].replace(".N.", f".{layer}.") if layer else META_NAMES[generic]
+
+
+# --- the permutation, for weights [heads·d, D] and for activations [..., d] ---
+
+def to_rotate_half(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Reorder each head's rows from Meta's adjacent pairs to HF's halves: 0 1 2 3 -> 0 2 1 3."""
+    rows, cols = w.shape
+    d = rows // n_heads
+    return w.reshape(n_heads, d // 2, 2, cols).transpose(1, 2).reshape(rows, cols)  # [H·d, D]
+
+
+def to_adjacent_pairs(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """The inverse of `to_rotate_half`: HF's row order back to Meta's, 0 2 1 3 -> 0 1 2 3."""
+    rows, cols = w.shape
+    d = rows // n_heads
+    return w.reshape(n_heads, 2, d // 2, cols).transpose(1, 2).reshape(rows, cols)  # [H·d, D]
+
+
+def activation_to_adjacent_pairs(x: torch.Tensor) -> torch.Tensor:
+    """A query/key activation [..., d] from HF's model, in Meta's dimension order."""
+    return x.unflatten(-1, (2, x.shape[-1] // 2)).transpose(-1, -2).flatten(-2)  # [..., d]
+
+
+# --- whole state dicts ---
+
+def meta_to_hf_state_dict(weights: Mapping[str, torch.Tensor], args: ModelArgs) -> dict[str, torch.Tensor]:
+    """Meta's weights -> a state dict `LlamaForCausalLM(hf_config(args)).load_state_dict` accepts.
+
+    Dtypes are kept (bf16 stays bf16). A tied checkpoint (no output.weight) gives no
+    lm_head.weight; build the model with `hf_config(args, tied=True)`.
+    """
+    out = {}
+    for name, w in weights.items():
+        if name.endswith("attention.wq.weight"):
+            w = to_rotate_half(w, args.n_heads)
+        elif name.endswith("attention.wk.weight"):
+            w = to_rotate_half(w, args.n_kv_heads)
+        out[hf_name(name)] = w
+    return out
+
+
+def hf_to_meta_state_dict(state_dict: Mapping[str, torch.Tensor], args: ModelArgs) -> dict[str, torch.Tensor]:
+    """A Hugging Face Llama state dict (e.g. read from model.safetensors) -> Meta's names and layout.
+
+    Accepts `LlamaForCausalLM` names (model.…, lm_head.weight) and bare `LlamaModel` names
+    (layers.…). Without lm_head.weight the result has no output.weight: a tied checkpoint.
+    Shapes are checked against `args`, so a config that does not fit fails here, by name.
+    """
+    from .checkpoint import expected_shapes  # checkpoint imports heavy modules; keep hf.py light
+
+    expected = expected_shapes(args)
+    out = {}
+    for name, w in state_dict.items():
+        if HF_IGNORED.fullmatch(name):
+            continue
+        meta = meta_name(name)
+        if meta not in expected:
+            raise InputError(f"{name}: layer index out of range (the config has n_layers={args.n_layers})")
+        if list(w.shape) != list(expected[meta]):
+            raise InputError(f"{name}: has shape {list(w.shape)}, the config implies {list(expected[meta])}")
+        if meta.endswith("attention.wq.weight"):
+            w = to_adjacent_pairs(w, args.n_heads)
+        elif meta.endswith("attention.wk.weight"):
+            w = to_adjacent_pairs(w, args.n_kv_heads)
+        out[meta] = w
+    missing = [n for n in expected if n not in out and n != "output.weight"]
+    if missing:
+        raise InputError(f"{hf_name(missing[0])}: missing from the state dict ({len(missing)} weights missing)")
+    return out
+
+
+# --- config ---
+
+def hf_config(args: ModelArgs, tied: bool = False, **overrides):
+    """A `transformers.LlamaConfig` for the same model, with Llama 3.1's RoPE scaling if used.
+
+    transformers 5 spells RoPE settings `rope_parameters` (4.x: `rope_theta` + `rope_scaling`);
+    rope_type "llama3" is exactly `model.scale_rope_frequencies`.
+    """
+    from transformers import LlamaConfig
+
+    rope = {"rope_type": "default", "rope_theta": args.rope_theta}
+    if args.use_scaled_rope:
+        rope.update(rope_type="llama3", factor=args.rope_scale_factor, low_freq_factor=args.rope_low_freq_factor,
+                    high_freq_factor=args.rope_high_freq_factor,
+                    original_max_position_embeddings=args.rope_original_max_seq_len)
+    fields = dict(
+        vocab_size=args.vocab_size, hidden_size=args.dim, intermediate_size=args.hidden_dim,
+        num_hidden_layers=args.n_layers, num_attention_heads=args.n_heads, num_key_value_heads=args.n_kv_heads,
+        head_dim=args.head_dim, hidden_act="silu", max_position_embeddings=args.max_seq_len,
+        rms_norm_eps=args.norm_eps, rope_parameters=rope, tie_word_embeddings=tied,
+        attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
+    )
+    fields.update(overrides)
+    return LlamaConfig(**fields)
+
+
+_HF_REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size",
+                "rms_norm_eps", "max_position_embeddings")
+_HF_LLAMA3_ROPE = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+def args_from_hf_config(config) -> ModelArgs:
+    """`ModelArgs` from a Hugging Face config (a `LlamaConfig` or the parsed config.json).
+
+    HF stores the SwiGLU width itself (intermediate_size), Meta the rule that makes it
+    (multiple_of, ffn_dim_multiplier). A published model's shape gets its preset's exact
+    params; any other gets multiple_of = intermediate_size, which reproduces the width.
+    """
+    c = config if isinstance(config, Mapping) else config.to_dict()
+    rope = dict(c.get("rope_parameters") or c.get("rope_scaling") or {})
+    rope_type = rope.get("rope_type", rope.get("type", "default"))  # 4.x config.json files say "type"
+    missing = [k for k in _HF_REQUIRED if c.get(k) is None]
+    if rope_type == "llama3":
+        missing += [f"rope_scaling.{k}" for k in _HF_LLAMA3_ROPE if rope.get(k) is None]
+    if missing:
+        raise InputError(f"config: missing key {missing[0]!r} (a Llama config.json has {', '.join(_HF_REQUIRED)})")
+    theta = rope.get("rope_theta", c.get("rope_theta", 10_000.0))
+    fields = dict(dim=c["hidden_size"], n_layers=c["num_hidden_layers"], n_heads=c["num_attention_heads"],
+                  n_kv_heads=c.get("num_key_value_heads") or c["num_attention_heads"], vocab_size=c["vocab_size"],
+                  norm_eps=c["rms_norm_eps"], rope_theta=float(theta), max_seq_len=c["max_position_embeddings"])
+    head_dim = c.get("head_dim") or fields["dim"] // fields["n_heads"]
+    if head_dim * fields["n_heads"] != fields["dim"]:
+        raise InputError(f"head_dim {head_dim} × num_attention_heads {fields['n_heads']} != hidden_size "
+                         f"{fields['dim']}: Meta's format derives head_dim = dim / n_heads")
+    if rope_type == "llama3":
+        fields.update(use_scaled_rope=True, rope_scale_factor=rope["factor"], rope_low_freq_factor=rope["low_freq_factor"],
+                      rope_high_freq_factor=rope["high_freq_factor"],
+                      rope_original_max_seq_len=rope["original_max_position_embeddings"])
+    elif rope_type != "default":
+        raise InputError(f"rope type {rope_type!r} is not Llama 3's (default or llama3)")
+    width = c["intermediate_size"]
+    same_shape = [p for p in PRESETS.values() if (p.dim, p.n_heads, p.n_kv_heads) == (fields["dim"], fields["n_heads"],
+                                                                                      fields["n_kv_heads"])]
+    for p in same_shape + list(PRESETS.values()):
+        candidate = ModelArgs(**{**fields, "multiple_of": p.multiple_of, "ffn_dim_multiplier": p.ffn_dim_multiplier})
+        if candidate.hidden_dim == width:
+            return candidate
+    return ModelArgs(**fields, multiple_of=width, ffn_dim_multiplier=width / int(8 * fields["dim"] / 3))
