@@ -29,9 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Mapping, NamedTuple
@@ -40,6 +38,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .trace import load_trace as read_npz, write_atomic
 
 GOLDENS_DIR = Path(__file__).resolve().parents[1] / "goldens"
 PROMPTS_FILE = GOLDENS_DIR / "prompts.json"
@@ -228,32 +227,11 @@ def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             with zf.open(info, "w") as f:
                 np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
-    return _write_atomic(Path(path), buffer.getvalue())
-
-
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        return {name: f[name] for name in f.files}
+    return write_atomic(Path(path), buffer.getvalue())
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    return _write_atomic(Path(path), text.encode("utf-8"))
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    """Write beside `path`, then rename over it: an interrupted write leaves the old file whole."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a golden is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(Path(path), text.encode("utf-8"))
 
 
 def token_listing(text: str, ids: list[int], tokenizer) -> str:

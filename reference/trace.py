@@ -6,6 +6,7 @@ in pipeline order, with their shapes: `trace_shapes(args, T)` is the contract in
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -68,17 +69,28 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def save_trace(trace: dict[str, torch.Tensor], out: str | Path) -> Path:
-    """Write one .npz with one array per name; atomically, so an interrupted write leaves no half file."""
+    """Write one .npz with one array per name (atomically: see `write_atomic`)."""
     out = check_trace_path(out)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{name: to_numpy(t) for name, t in trace.items()})
+    return write_atomic(out, buffer.getvalue())
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write beside `path`, then rename over it: an interrupted write leaves the old file whole."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **{name: to_numpy(t) for name, t in trace.items()})
-        os.replace(tmp, out)
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; ours are ordinary files
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return out
+    return path
 
 
 def check_trace_path(out: str | Path) -> Path:

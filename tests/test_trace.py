@@ -101,3 +101,14 @@ def test_prompt_longer_than_the_context_is_refused(tiny):
     too_long = [128000] * (tiny.args.max_seq_len + 1)
     with pytest.raises(InputError, match=f"more than max_seq_len {tiny.args.max_seq_len}"):
         run_trace(too_long, tiny.weights, tiny.args)
+
+
+def test_saved_trace_has_ordinary_file_permissions(tiny, tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = save_trace(run_trace(PROMPT[:3], tiny.weights, tiny.args), tmp_path / "t.npz")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
