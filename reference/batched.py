@@ -2,8 +2,9 @@
 
 Each projection is one matrix product for every head ([T, D] @ [D, H·d]) instead of H small
 ones, the kv heads are shared by broadcasting instead of re-projecting, and without a trace
-the attention itself is PyTorch's fused `scaled_dot_product_attention`. The output projection
-is done in slices of the vocabulary so the [V, D] matrix is never upcast whole.
+the attention itself is PyTorch's fused `scaled_dot_product_attention`. Every bf16 weight is
+upcast in cache-sized slices right before its product (`linear`), so no float32 copy of a
+whole matrix, not even of the [V, D] output projection, is ever made.
 `tests/test_batched.py` proves it equal to `model.forward`.
 """
 
@@ -16,19 +17,49 @@ import torch.nn.functional as F
 
 from . import model
 from .config import ModelArgs
-from .model import Trace, Weights, apply_rope, causal_mask, record, softmax, weight
+from .model import Trace, Weights, apply_rope, causal_mask, record, softmax
 
-# Rows of output.weight upcast at a time: 16,384 × 4096 × 4 bytes = 256 MiB for the 8B.
-VOCAB_CHUNK = 16_384
+# Bytes of one upcast slice in `linear`. For one or a few tokens the product is cheap and the
+# slice should stay in the core's cache between the upcast that writes it and the product that
+# reads it; for many tokens the product dominates and larger slices make it more efficient.
+# (Measured on a 2-core AVX-512 Xeon: bench/bench.py and docs/performance.md.)
+SLICE_BYTES_FEW_TOKENS = 1 << 20
+SLICE_BYTES_MANY_TOKENS = 16 << 20
+FEW_TOKENS = 4
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
+    """x @ wᵀ for a weight stored in another dtype (bf16), without upcasting all of it at once.
+
+    Upcasting a whole [14336, 4096] matrix writes 235 MB of float32 to memory only to read it
+    back, which costs more than the product itself. Instead, slices of rows are upcast into one
+    reused buffer that stays in cache, and each product writes its own slice of the output.
+    The result is the same numbers: the upcast is exact and each output element is still one
+    dot product over the whole input dimension.
+    """
+    if w.dtype == dtype or torch.device(device).type != "cpu":
+        return x @ w.to(device=device).to(dtype).T
+    n_out, n_in = w.shape
+    slice_bytes = SLICE_BYTES_FEW_TOKENS if x.shape[0] <= FEW_TOKENS else SLICE_BYTES_MANY_TOKENS
+    rows = max(16, min(n_out, slice_bytes // (n_in * torch.finfo(dtype).bits // 8)))
+    x_t = x.T.contiguous()  # [in, T]
+    out_t = torch.empty(n_out, x.shape[0], dtype=dtype, device=device)  # [out, T]: slices are contiguous
+    buffer = torch.empty(rows, n_in, dtype=dtype, device=device)
+    for start in range(0, n_out, rows):
+        stop = min(start + rows, n_out)
+        chunk = buffer[:stop - start]
+        chunk.copy_(w[start:stop])
+        torch.mm(chunk, x_t, out=out_t[start:stop])
+    return out_t.T.contiguous()  # [T, out]
 
 
 def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
                       dtype: torch.dtype, device, trace: Trace | None = None) -> torch.Tensor:
     H, K, d, T = args.n_heads, args.n_kv_heads, args.head_dim, x.shape[0]
     p = f"layers.{layer}."
-    q = (x @ weight(weights, p + "attention.wq.weight", dtype, device).T).view(T, H, d).transpose(0, 1)  # [H, T, d]
-    k = (x @ weight(weights, p + "attention.wk.weight", dtype, device).T).view(T, K, d).transpose(0, 1)  # [K, T, d]
-    v = (x @ weight(weights, p + "attention.wv.weight", dtype, device).T).view(T, K, d).transpose(0, 1)  # [K, T, d]
+    q = linear(x, weights[p + "attention.wq.weight"], dtype, device).reshape(T, H, d).transpose(0, 1)  # [H, T, d]
+    k = linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
+    v = linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
     q_rot, k_rot = apply_rope(q, cis), apply_rope(k, cis)
     for name, t in (("q", q), ("k", k), ("v", v), ("q_rotated", q_rot), ("k_rotated", k_rot)):
         record(trace, p + name, t)
@@ -46,17 +77,23 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
         out = probs @ v_rep  # [H, T, d]
     attention = out.transpose(0, 1).reshape(T, H * d)  # [T, H·d]
     record(trace, p + "attention", attention)
-    return attention @ weight(weights, p + "attention.wo.weight", dtype, device).T  # [T, D]
+    return linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [T, D]
 
 
-def output_logits(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device, chunk: int = VOCAB_CHUNK) -> torch.Tensor:
-    """x @ wᵀ, upcasting `chunk` rows of the bf16 [V, D] matrix at a time."""
-    chunks = [x @ w[i:i + chunk].to(device=device).to(dtype).T for i in range(0, w.shape[0], chunk)]
-    return torch.cat(chunks, dim=-1)  # [T, V]
+def feed_forward_batched(x: torch.Tensor, layer: int, weights: Weights, dtype: torch.dtype, device) -> torch.Tensor:
+    """`model.swiglu` with `linear`: w2(silu(w1·x) ⊙ w3·x)."""
+    p = f"layers.{layer}.feed_forward."
+    gate = F.silu(linear(x, weights[p + "w1.weight"], dtype, device))  # [T, F]
+    return linear(gate * linear(x, weights[p + "w3.weight"], dtype, device), weights[p + "w2.weight"], dtype, device)
+
+
+def output_logits(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
+    """x @ output.weightᵀ: the [V, D] matrix is upcast a slice at a time by `linear`, never whole."""
+    return linear(x, w, dtype, device)  # [T, V]
 
 
 def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: torch.dtype = torch.float32,
             device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None) -> torch.Tensor:
     """Token ids [T] → logits [T, V], as `model.forward`, with every head of a layer at once."""
     return model.forward(tokens, weights, args, dtype=dtype, device=device, trace=trace, on_layer=on_layer,
-                         attention=attention_batched, output=output_logits)
+                         attention=attention_batched, ffn=feed_forward_batched, output=output_logits)

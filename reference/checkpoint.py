@@ -441,13 +441,15 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 # --- a deterministic random checkpoint ---
 
 
-def _random_tensor(name: str, shape: tuple[int, ...], args: ModelArgs, seed: int) -> torch.Tensor:
+def _random_tensor(name: str, shape: tuple[int, ...], args: ModelArgs, seed: int,
+                   scratch: Path | None = None) -> torch.Tensor:
     """U(center - a, center + a) as bf16, from a stream seeded by (seed, name) alone.
 
     Projections get std 1/sqrt(fan_in) (a = std·√3), so activations keep their size layer
     after layer; norms get 1 ± 0.1. numpy's PCG64 and float32 arithmetic are exact bit
     operations, so every machine writes the same bytes; the stream does not depend on the
-    order of tensors or the number of layers.
+    order of tensors or the number of layers. With a `scratch` directory the tensor lives in a
+    memory-mapped file there, so a 16 GB model is made without 16 GB of RAM.
     """
     if name.endswith("norm.weight"):
         center, a = 1.0, 0.1
@@ -458,7 +460,11 @@ def _random_tensor(name: str, shape: tuple[int, ...], args: ModelArgs, seed: int
     else:
         center, a = 0.0, math.sqrt(3.0 / shape[1])  # nn.Linear weight (out, in): fan_in = in
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(name.encode())])))
-    out = torch.empty(shape, dtype=torch.bfloat16)
+    if scratch is None:
+        out = torch.empty(shape, dtype=torch.bfloat16)
+    else:  # file pages, which the kernel writes back and drops under memory pressure
+        out = torch.from_file(str(scratch / name), shared=True, size=math.prod(shape), dtype=torch.bfloat16)
+        out = out.view(shape)
     flat = out.view(-1)
     chunk = 1 << 22  # 16 MB of float32 at a time, so no float32 copy of a whole tensor exists
     for start in range(0, flat.numel(), chunk):
@@ -468,6 +474,9 @@ def _random_tensor(name: str, shape: tuple[int, ...], args: ModelArgs, seed: int
     return out
 
 
+SCRATCH_ABOVE = 1 << 30  # bytes of bf16 weights above which synthesize generates into files
+
+
 def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
                n_layers: int | None = None, tied: bool | None = None, n_shards: int = 1) -> Path:
     """Write a random checkpoint in exactly Meta's format; the same seed gives the same bytes.
@@ -475,9 +484,10 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
     `tied=True` leaves out output.weight, as Llama 3.2 1B/3B do; by default a preset named in
     config.TIED_PRESETS is tied and anything else is not. `n_shards=N` writes N model-parallel
     shards consolidated.00.pth … as Meta's N-way model-parallel code saves them (see SPLIT_DIM);
-    merged, they are exactly the tensors of the one-file checkpoint with the same seed. Peak
-    memory is about the bf16 weights (torch.save needs the whole dict): 16 GB for an 8B-shaped
-    32-layer model.
+    merged, they are exactly the tensors of the one-file checkpoint with the same seed.
+    torch.save needs the whole dict at once, so a model over SCRATCH_ABOVE bytes is generated
+    into memory-mapped scratch files beside the output (twice its size on disk for a moment,
+    little RAM); smaller ones are generated in RAM.
     """
     if isinstance(preset, ModelArgs):
         args = preset if n_layers is None else preset.replace(n_layers=n_layers)
@@ -504,13 +514,19 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
         tmp.chmod(0o755)
         save_params(args, tmp / "params.json")
         shutil.copyfile(tokenizer_model, tmp / "tokenizer.model")
-        weights = {name: _random_tensor(name, shape, args, seed)
-                   for name, shape in expected_shapes(args).items() if not (tied and name == "output.weight")}
+        shapes = {name: shape for name, shape in expected_shapes(args).items() if not (tied and name == "output.weight")}
+        scratch = None
+        if 2 * sum(math.prod(shape) for shape in shapes.values()) > SCRATCH_ABOVE:
+            scratch = tmp / "scratch"
+            scratch.mkdir()
+        weights = {name: _random_tensor(name, shape, args, seed, scratch) for name, shape in shapes.items()}
         for rank in range(n_shards):
             shard = weights if n_shards == 1 else {name: shard_slice(name, t, rank, n_shards) for name, t in weights.items()}
             torch.save(shard, tmp / f"consolidated.{rank:02d}.pth")  # the zip's inner folder is named after the file
             del shard
         del weights
+        if scratch is not None:
+            shutil.rmtree(scratch)
         os.rename(tmp, out_dir)  # atomic; fails if out_dir became non-empty meanwhile
     except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
         raise InputError(f"{out_dir}: cannot write the checkpoint ({getattr(e, 'strerror', None) or e})") from None

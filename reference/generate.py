@@ -63,9 +63,9 @@ def attention_cached(x: torch.Tensor, layer: int, weights: Weights, args: ModelA
     keys and values from `cache` and writing theirs into it. Same arguments, plus the two keywords."""
     H, K, d, T = args.n_heads, args.n_kv_heads, args.head_dim, x.shape[0]
     p = f"layers.{layer}."
-    q = (x @ weight(weights, p + "attention.wq.weight", dtype, device).T).view(T, H, d).transpose(0, 1)  # [H, T, d]
-    k = (x @ weight(weights, p + "attention.wk.weight", dtype, device).T).view(T, K, d).transpose(0, 1)  # [K, T, d]
-    v = (x @ weight(weights, p + "attention.wv.weight", dtype, device).T).view(T, K, d).transpose(0, 1)  # [K, T, d]
+    q = batched.linear(x, weights[p + "attention.wq.weight"], dtype, device).reshape(T, H, d).transpose(0, 1)  # [H, T, d]
+    k = batched.linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
+    v = batched.linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
     q_rot, k_rot = apply_rope(q, cis), apply_rope(k, cis)  # cis holds positions start … start+T-1
     end = start + T
     cache.k[layer, :, start:end] = k_rot
@@ -81,7 +81,7 @@ def attention_cached(x: torch.Tensor, layer: int, weights: Weights, args: ModelA
     scores = q_rot @ keys.transpose(1, 2) / math.sqrt(d) + causal_mask(T, end, dtype, device)  # [H, T, S]
     out = softmax(scores) @ values  # [H, T, d]
     attention = out.transpose(0, 1).reshape(T, H * d)  # [T, H·d]
-    return attention @ weight(weights, p + "attention.wo.weight", dtype, device).T  # [T, D]
+    return batched.linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [T, D]
 
 
 def forward_cached(tokens: torch.Tensor, start: int, weights: Weights, args: ModelArgs, cache: KVCache, *,
@@ -96,7 +96,8 @@ def forward_cached(tokens: torch.Tensor, start: int, weights: Weights, args: Mod
     cis = model.freqs_cis(args, len(tokens), start=start, dtype=rope_dtype, device=device)  # [T, d/2] complex
     attention = functools.partial(attention_cached, cache=cache, start=start)
     for layer in range(args.n_layers):
-        x = model.transformer_block(x, layer, weights, args, cis, dtype, device, None, attention)  # [T, D]
+        x = model.transformer_block(x, layer, weights, args, cis, dtype, device, None, attention,
+                                    batched.feed_forward_batched)  # [T, D]
     last = rms_norm(x[-1:], weight(weights, "norm.weight", dtype, device), args.norm_eps)  # [1, D]
     return batched.output_logits(last, weights[output_weight_name(weights)], dtype, device)[0]  # [V]
 

@@ -184,7 +184,8 @@ def feed_forward(x: torch.Tensor, layer: int, weights: Weights, dtype: torch.dty
 
 
 def transformer_block(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
-                      dtype: torch.dtype, device, trace: Trace | None, attention=attention_literal) -> torch.Tensor:
+                      dtype: torch.dtype, device, trace: Trace | None, attention=attention_literal,
+                      ffn=feed_forward) -> torch.Tensor:
     """x + attention(norm(x)), then h + ffn(norm(h)): the pre-norm residual block."""
     p = f"layers.{layer}."
     normed = rms_norm(x, weight(weights, p + "attention_norm.weight", dtype, device), args.norm_eps)
@@ -195,7 +196,7 @@ def transformer_block(x: torch.Tensor, layer: int, weights: Weights, args: Model
     record(trace, p + "h", h)
     normed = rms_norm(h, weight(weights, p + "ffn_norm.weight", dtype, device), args.norm_eps)
     record(trace, p + "ffn_norm", normed)
-    ffn_out = feed_forward(normed, layer, weights, dtype, device)
+    ffn_out = ffn(normed, layer, weights, dtype, device)
     record(trace, p + "ffn_out", ffn_out)
     out = h + ffn_out  # [T, D]
     record(trace, p + "out", out)
@@ -206,11 +207,11 @@ def transformer_block(x: torch.Tensor, layer: int, weights: Weights, args: Model
 
 def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: torch.dtype = torch.float32,
             device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None,
-            attention=attention_literal, output=output_projection) -> torch.Tensor:
+            attention=attention_literal, ffn=feed_forward, output=output_projection) -> torch.Tensor:
     """Token ids [T] → logits [T, V]. Pass a dict as `trace` to record every intermediate.
 
-    `attention` and `output` are the two steps the fast path does differently: by default the
-    literal per-head loop and one plain matrix product; `batched.forward` passes its own.
+    `attention`, `ffn` and `output` are the steps the fast path does differently: by default the
+    literal per-head loop and plain matrix products; `batched.forward` passes its own.
     `on_layer(i)` is called after each layer (the CLI uses it for a progress bar).
     """
     record(trace, "tokens", tokens)
@@ -220,7 +221,7 @@ def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: t
     cis = freqs_cis(args, len(tokens), dtype=rope_dtype, device=device)  # [T, d/2] complex
     record(trace, "freqs_cis", torch.view_as_real(cis))  # [T, d/2, 2]
     for layer in range(args.n_layers):
-        x = transformer_block(x, layer, weights, args, cis, dtype, device, trace, attention)
+        x = transformer_block(x, layer, weights, args, cis, dtype, device, trace, attention, ffn)
         if on_layer is not None:
             on_layer(layer)
     x = rms_norm(x, weight(weights, "norm.weight", dtype, device), args.norm_eps)  # [T, D]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from reference import batched, model
-from reference.batched import output_logits
+from reference.batched import linear
 from reference.trace import run_trace
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
@@ -35,8 +35,18 @@ def test_batched_fused_attention_without_trace_gives_the_literal_logits(tiny):
     assert int(fused[-1].argmax()) == int(literal[-1].argmax())
 
 
-def test_output_projection_in_vocabulary_chunks_equals_one_product():
+@pytest.mark.parametrize("n_tokens", [1, 17])
+def test_linear_upcasting_slice_by_slice_equals_one_product(n_tokens, monkeypatch):
+    monkeypatch.setattr(batched, "SLICE_BYTES_FEW_TOKENS", 64 * 4 * 16)  # 16 rows a slice: many slices
+    monkeypatch.setattr(batched, "SLICE_BYTES_MANY_TOKENS", 64 * 4 * 16)
     g = torch.Generator().manual_seed(0)
-    x, w = torch.randn(3, 8, generator=g), torch.randn(1000, 8, generator=g).bfloat16()
-    whole = x @ w.float().T
-    torch.testing.assert_close(output_logits(x, w, torch.float32, "cpu", chunk=64), whole)
+    x, w = torch.randn(n_tokens, 64, generator=g), torch.randn(1000, 64, generator=g).bfloat16()
+    out = linear(x, w, torch.float32, "cpu")
+    assert out.shape == (n_tokens, 1000) and out.dtype == torch.float32
+    torch.testing.assert_close(out, x @ w.float().T, atol=1e-5, rtol=1e-5)
+
+
+def test_linear_in_the_weights_dtype_multiplies_directly():
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(2, 8, generator=g).bfloat16(), torch.randn(5, 8, generator=g).bfloat16()
+    assert torch.equal(linear(x, w, torch.bfloat16, "cpu"), x @ w.T)
