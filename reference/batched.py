@@ -17,41 +17,7 @@ import torch.nn.functional as F
 
 from . import model
 from .config import ModelArgs
-from .model import Trace, Weights, apply_rope, causal_mask, record, softmax
-
-# Bytes of one upcast slice in `linear`. For one or a few tokens the product is cheap and the
-# slice should stay in the core's cache between the upcast that writes it and the product that
-# reads it; for many tokens the product dominates and larger slices make it more efficient.
-# (Measured on a 2-core AVX-512 Xeon: bench/bench.py and docs/performance.md.)
-SLICE_BYTES_FEW_TOKENS = 1 << 20
-SLICE_BYTES_MANY_TOKENS = 16 << 20
-FEW_TOKENS = 4
-
-
-def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
-    """x @ wᵀ for a weight stored in another dtype (bf16), without upcasting all of it at once.
-
-    Upcasting a whole [14336, 4096] matrix writes 235 MB of float32 to memory only to read it
-    back, which costs more than the product itself. Instead, slices of rows are upcast into one
-    reused buffer that stays in cache, and each product writes its own slice of the output.
-    The result is the same numbers: the upcast is exact and each output element is still one
-    dot product over the whole input dimension.
-    """
-    if w.dtype == dtype or torch.device(device).type != "cpu":
-        return x @ w.to(device=device).to(dtype).T
-    n_out, n_in = w.shape
-    slice_bytes = SLICE_BYTES_FEW_TOKENS if x.shape[0] <= FEW_TOKENS else SLICE_BYTES_MANY_TOKENS
-    rows = max(16, min(n_out, slice_bytes // (n_in * torch.finfo(dtype).bits // 8)))
-    x_t = x.T.contiguous()  # [in, T]
-    out_t = torch.empty(n_out, x.shape[0], dtype=dtype, device=device)  # [out, T]: slices are contiguous
-    buffer = torch.empty(rows, n_in, dtype=dtype, device=device)
-    for start in range(0, n_out, rows):
-        stop = min(start + rows, n_out)
-        chunk = buffer[:stop - start]
-        chunk.copy_(w[start:stop])
-        torch.mm(chunk, x_t, out=out_t[start:stop])
-    return out_t.T.contiguous()  # [T, out]
-
+from .model import Trace, Weights, apply_rope, causal_mask, linear, record, softmax
 
 def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
                       dtype: torch.dtype, device, trace: Trace | None = None) -> torch.Tensor:

@@ -33,7 +33,7 @@ import torch
 from . import batched, model
 from .config import ModelArgs
 from .errors import InputError
-from .model import Weights, apply_rope, causal_mask, output_weight_name, rms_norm, softmax, weight
+from .model import Weights, apply_rope, causal_mask, linear, output_weight_name, rms_norm, softmax, weight
 
 
 # --- the KV cache ---
@@ -63,9 +63,9 @@ def attention_cached(x: torch.Tensor, layer: int, weights: Weights, args: ModelA
     keys and values from `cache` and writing theirs into it. Same arguments, plus the two keywords."""
     H, K, d, T = args.n_heads, args.n_kv_heads, args.head_dim, x.shape[0]
     p = f"layers.{layer}."
-    q = batched.linear(x, weights[p + "attention.wq.weight"], dtype, device).reshape(T, H, d).transpose(0, 1)  # [H, T, d]
-    k = batched.linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
-    v = batched.linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
+    q = linear(x, weights[p + "attention.wq.weight"], dtype, device).reshape(T, H, d).transpose(0, 1)  # [H, T, d]
+    k = linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
+    v = linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
     q_rot, k_rot = apply_rope(q, cis), apply_rope(k, cis)  # cis holds positions start … start+T-1
     end = start + T
     cache.k[layer, :, start:end] = k_rot
@@ -81,7 +81,7 @@ def attention_cached(x: torch.Tensor, layer: int, weights: Weights, args: ModelA
     scores = q_rot @ keys.transpose(1, 2) / math.sqrt(d) + causal_mask(T, end, dtype, device)  # [H, T, S]
     out = softmax(scores) @ values  # [H, T, d]
     attention = out.transpose(0, 1).reshape(T, H * d)  # [T, H·d]
-    return batched.linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [T, D]
+    return linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [T, D]
 
 
 def forward_cached(tokens: torch.Tensor, start: int, weights: Weights, args: ModelArgs, cache: KVCache, *,

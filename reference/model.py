@@ -14,7 +14,9 @@ never copied to float32 as a whole.
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 from typing import Mapping
 
 import torch
@@ -33,6 +35,55 @@ def weight(weights: Weights, name: str, dtype: torch.dtype, device: torch.device
 def output_weight_name(weights: Weights) -> str:
     """Llama 3.2 1B/3B tie the output projection to the embeddings and ship no `output.weight`."""
     return "output.weight" if "output.weight" in weights else "tok_embeddings.weight"
+
+
+# Bytes of one upcast slice in `linear`. For one or a few tokens the product is cheap and the
+# slice should stay in the core's cache between the upcast that writes it and the product that
+# reads it; for many tokens the product dominates and larger slices make it more efficient.
+# (Measured on a 2-core AVX-512 Xeon: bench/bench.py and docs/performance.md.)
+SLICE_BYTES_FEW_TOKENS = 1 << 20
+SLICE_BYTES_MANY_TOKENS = 16 << 20
+FEW_TOKENS = 4
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX; Linux only)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
+    """x @ wᵀ for a weight stored in another dtype (bf16), without upcasting all of it at once.
+
+    Upcasting a whole [14336, 4096] matrix writes 235 MB of float32 to memory only to read it
+    back, which costs more than the product itself. Instead, slices of rows are upcast into one
+    reused buffer that stays in cache, and each product writes its own slice of the output.
+    The result is the same numbers: the upcast is exact and each output element is still one
+    dot product over the whole input dimension.
+    """
+    on_cpu = torch.device(device).type == "cpu"
+    if on_cpu and dtype == torch.bfloat16 and not cpu_has_native_bf16():
+        # Without AVX512-BF16/AMX, PyTorch's bf16 matrix product is emulated and many times
+        # slower than float32: multiply in float32 (exact products of bf16 values), round once.
+        return linear(x.float(), w, torch.float32, device).to(torch.bfloat16)
+    if w.dtype == dtype or not on_cpu:
+        return x @ w.to(device=device).to(dtype).T
+    n_out, n_in = w.shape
+    slice_bytes = SLICE_BYTES_FEW_TOKENS if x.shape[0] <= FEW_TOKENS else SLICE_BYTES_MANY_TOKENS
+    rows = max(16, min(n_out, slice_bytes // (n_in * torch.finfo(dtype).bits // 8)))
+    x_t = x.T.contiguous()  # [in, T]
+    out_t = torch.empty(n_out, x.shape[0], dtype=dtype, device=device)  # [out, T]: slices are contiguous
+    buffer = torch.empty(rows, n_in, dtype=dtype, device=device)
+    for start in range(0, n_out, rows):
+        stop = min(start + rows, n_out)
+        chunk = buffer[:stop - start]
+        chunk.copy_(w[start:stop])
+        torch.mm(chunk, x_t, out=out_t[start:stop])
+    return out_t.T.contiguous()  # [T, out]
 
 
 def record(trace: Trace | None, name: str, tensor: torch.Tensor) -> None:
@@ -173,8 +224,9 @@ def attention_literal(x: torch.Tensor, layer: int, weights: Weights, args: Model
 
 
 def output_projection(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
-    """Scores for every vocabulary entry: x @ output.weightᵀ."""
-    return x @ w.to(device=device).to(dtype).T  # [T, V]
+    """Scores for every vocabulary entry: x @ output.weightᵀ (via `linear`: the [V, D] matrix is
+    the model's largest, 2 GiB in float32 for the 8B, so it is never upcast whole)."""
+    return linear(x, w, dtype, device)  # [T, V]
 
 
 def feed_forward(x: torch.Tensor, layer: int, weights: Weights, dtype: torch.dtype, device) -> torch.Tensor:
