@@ -330,7 +330,7 @@ def main(argv=None) -> int:
 
     ckpt = load_checkpoint(checkpoint_dir(o.layers))
     tokenizer = load_tokenizer(ckpt.path)
-    lines = [f"# Performance", "", f"Measured by `python bench/bench.py` on {time.strftime('%Y-%m-%d')}: "
+    lines = ["# Performance", "", f"Measured by `python bench/bench.py` on {time.strftime('%Y-%m-%d')}: "
              f"{machine_line(device)}.", "",
              f"Checkpoint: Llama 3 8B dims with {o.layers} layers (bf16, Meta format, memory-mapped). "
              f"Each time is min / median of {o.repeats} runs.", ""]
@@ -360,7 +360,7 @@ def main(argv=None) -> int:
                   f"{bound:.1f} tokens/s.", "", "| | tokens/s (best / median) | % of bound |", "|---|---|---|"]
         for name, (lo, med) in decode.items():
             lines.append(f"| {name} | {1 / lo:.2f} / {1 / med:.2f} | {100 / med / bound:.0f}% |")
-        lines += ["", f"Where our decode step spends its time (torch.profiler, self time per token):", "",
+        lines += ["", "Where our decode step spends its time (torch.profiler, self time per token):", "",
                   "| operator | ms per token | calls per token |", "|---|---|---|"]
         for op, ms, calls in profile_decode(ckpt, prompt_tokens(tokenizer, None), dtype, device):
             lines.append(f"| `{op}` | {ms:.1f} | {calls:,} |")

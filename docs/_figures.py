@@ -105,7 +105,7 @@ def architecture(args, n_tokens: int) -> str:
     T, D, V, H, K, d, F, L = (n_tokens, args.dim, args.vocab_size, args.n_heads, args.n_kv_heads,
                               args.head_dim, args.hidden_dim, args.n_layers)
     steps = [  # (y, text, shape beside it, colour, page number)
-        (13.0, "prompt text", f'"the answer to … is "', None, None),
+        (13.0, "prompt text", '"the answer to … is "', None, None),
         (11.9, "tokenizer: byte-pair encoding (tiktoken)", f"{T} token ids", BLUE, "1"),
         (10.8, "tok_embeddings: one row per token", f"[{T}, {D}]", BLUE, "2"),
         (9.5, "RMSNorm (attention_norm)", f"[{T}, {D}]", GREEN, "3"),
@@ -113,7 +113,7 @@ def architecture(args, n_tokens: int) -> str:
          f"q [{H}, {T}, {d}]\nscores [{H}, {T}, {T}]", ORANGE, "4–7"),
         (7.2, "+", "", None, None),
         (6.2, "RMSNorm (ffn_norm)", f"[{T}, {D}]", GREEN, "3"),
-        (5.1, f"SwiGLU feed-forward: w2(silu(w1·x) ⊙ w3·x)", f"hidden [{T}, {F}]", MAGENTA, "8"),
+        (5.1, "SwiGLU feed-forward: w2(silu(w1·x) ⊙ w3·x)", f"hidden [{T}, {F}]", MAGENTA, "8"),
         (3.9, "+", "", None, None),
         (2.6, "RMSNorm (norm)", f"[{T}, {D}]", GREEN, "10"),
         (1.5, "output: a score for every token", f"logits [{T}, {V}]", PURPLE, "10"),

@@ -1,0 +1,22 @@
+"""Assertions shared by the test files."""
+
+import pytest
+
+from reference.checkpoint import load_checkpoint
+from reference.errors import InputError
+
+
+def one_line_error(excinfo, *parts: str) -> str:
+    """The InputError's message, after checking it is one line and names every part."""
+    message = str(excinfo.value)
+    assert "\n" not in message, message
+    for part in parts:
+        assert part in message, message
+    return message
+
+
+def refused(directory, *parts: str) -> str:
+    """`load_checkpoint(directory)` fails with one line naming every part; the message."""
+    with pytest.raises(InputError) as excinfo:
+        load_checkpoint(directory)
+    return one_line_error(excinfo, *parts)
