@@ -282,7 +282,8 @@ convert inside the product; a hand-written fused kernel could, but this project 
 PyTorch's own operators. Where the product dominates (long prompts), float32 matrix products
 cost the same for both and the conversion adds its few percent. So in float32 we match
 transformers within measurement noise on short prompts and run a little behind on long
-prompts and in decode, while holding a quarter of its memory; the goals of ≤ 0.8× and ≥ 50 %
+prompts and in decode, while keeping half the bytes of weights, memory-mapped, and almost no
+memory of its own; the goals of ≤ 0.8× and ≥ 50 %
 of the bandwidth bound are not met in float32, and would need that fused kernel.
 
 **bfloat16.** With `--dtype bfloat16` on a CPU with native bf16 (AVX512-BF16 or AMX), the
