@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from reference import batched, generate, model
-from reference.checkpoint import cache_dir, load_checkpoint, synthesize
+from reference.checkpoint import load_checkpoint
+from reference.synthesize import cache_dir, synthesize
 from reference.config import preset
 from reference.tokenizer import load_tokenizer
 

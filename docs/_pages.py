@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from reference import model
-from reference.checkpoint import Checkpoint, builtin_checkpoint, expected_shapes, load_checkpoint
+from reference.checkpoint import Checkpoint, expected_shapes, load_checkpoint
+from reference.synthesize import builtin_checkpoint
 from reference.cli import WALKTHROUGH_PROMPT
 from reference.config import PRESETS, ModelArgs, load_params
 from reference.tokenizer import Tokenizer, load_tokenizer

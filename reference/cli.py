@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(options):
-    from .checkpoint import load_checkpoint, resolve_checkpoint
+    from .checkpoint import load_checkpoint
+    from .hub import resolve_checkpoint
     from .tokenizer import load_tokenizer
 
     device = pick_device(options.device)
@@ -162,7 +163,8 @@ def cmd_trace(options) -> None:
 def cmd_generate(options) -> None:
     import json
 
-    from .checkpoint import load_checkpoint, resolve_checkpoint
+    from .checkpoint import load_checkpoint
+    from .hub import resolve_checkpoint
     from .generate import TextStream, chat_tokens, generate
     from .tokenizer import load_tokenizer
 
@@ -195,21 +197,22 @@ def cmd_generate(options) -> None:
 
 
 def cmd_synthesize(options) -> None:
-    from .checkpoint import synthesize
+    from .synthesize import synthesize
 
     out = synthesize(options.preset, options.seed, options.out, n_layers=options.n_layers, n_shards=options.n_shards)
     print(f"wrote {out}")
 
 
 def cmd_download(options) -> None:
-    from .checkpoint import download
+    from .hub import download
 
     print(f"downloaded to {download(options.repo_id, options.out)}")
 
 
 def cmd_goldens(options) -> None:
     from . import goldens
-    from .checkpoint import load_checkpoint, resolve_checkpoint
+    from .checkpoint import load_checkpoint
+    from .hub import resolve_checkpoint
 
     if options.out is None and options.checkpoint != "tiny":
         raise InputError("--out is required with --checkpoint other than tiny (goldens/tiny-seed0 holds tiny's)")

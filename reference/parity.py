@@ -186,7 +186,8 @@ class Result:
 
 def measure(config: ParityConfig, ckpt_dir: str | Path | None = None) -> Result:
     """Synthesize (seed 0) or load the config's checkpoint, run both, and compare."""
-    from .checkpoint import load_checkpoint, synthesize
+    from .checkpoint import load_checkpoint
+    from .synthesize import synthesize
     from .tokenizer import load_tokenizer
     from .trace import run_trace
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from reference.checkpoint import load_checkpoint, synthesize
+from reference.checkpoint import load_checkpoint
+from reference.synthesize import synthesize
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,8 +16,9 @@ import pytest
 import torch
 from huggingface_hub.utils import OfflineModeIsEnabled, hf_raise_for_status
 
-from reference.checkpoint import (Checkpoint, _explain_hub_error, builtin_checkpoint, cache_dir, download,
-                                  expected_shapes, load_checkpoint, resolve_checkpoint, synthesize)
+from reference.checkpoint import Checkpoint, expected_shapes, load_checkpoint
+from reference.hub import _explain_hub_error, download, resolve_checkpoint
+from reference.synthesize import builtin_checkpoint, cache_dir, synthesize
 from reference.config import PRESETS, ModelArgs, preset
 from reference.errors import InputError
 
@@ -393,11 +394,11 @@ def test_resolve_checkpoint_downloads_a_hub_id(monkeypatch, tmp_path):
 
 def test_synthesis_through_scratch_files_writes_the_same_bytes(tmp_path, monkeypatch):
     """Large models are generated into memory-mapped scratch files; the bytes must not change."""
-    from reference import checkpoint
+    from reference import synthesize as synthesis
 
     args = preset("tiny").replace(n_layers=1)
     in_ram = synthesize(args, seed=5, out_dir=tmp_path / "ram")
-    monkeypatch.setattr(checkpoint, "SCRATCH_ABOVE", 0)
+    monkeypatch.setattr(synthesis, "SCRATCH_ABOVE", 0)
     via_files = synthesize(args, seed=5, out_dir=tmp_path / "files")
     digest = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir()}  # noqa: E731
     assert digest(via_files) == digest(in_ram)

@@ -14,7 +14,8 @@ from transformers import LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 from reference import batched, config, generate
-from reference.checkpoint import load_checkpoint, synthesize
+from reference.checkpoint import load_checkpoint
+from reference.synthesize import synthesize
 from reference.config import PRESETS, TIED_PRESETS, ModelArgs, load_params
 from reference.hf import args_from_hf_config, hf_config, meta_to_hf_state_dict
 from reference.model import rope_frequencies

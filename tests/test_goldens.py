@@ -21,7 +21,8 @@ from pytest_regressions.common import check_text_files, perform_regression_check
 from pytest_regressions.ndarrays_regression import NDArraysRegressionFixture
 
 from reference import batched, goldens, model
-from reference.checkpoint import load_checkpoint, synthesize
+from reference.checkpoint import load_checkpoint
+from reference.synthesize import synthesize
 from reference.cli import WALKTHROUGH_PROMPT, main
 from reference.config import ModelArgs
 from reference.errors import InputError

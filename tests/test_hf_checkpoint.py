@@ -9,7 +9,8 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from reference.checkpoint import load_checkpoint, synthesize
+from reference.checkpoint import load_checkpoint
+from reference.synthesize import synthesize
 from reference.config import PRESETS
 from reference.errors import InputError
 from reference.hf import hf_config, meta_to_hf_state_dict

@@ -11,7 +11,7 @@ import torch
 from transformers import LlamaForCausalLM
 
 from reference import hf, parity
-from reference.checkpoint import synthesize
+from reference.synthesize import synthesize
 from reference.cli import WALKTHROUGH_PROMPT, main
 from reference.config import PRESETS, ModelArgs
 from reference.errors import InputError

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from reference import model
-from reference.checkpoint import ShardedWeights, load_checkpoint, split_dim, synthesize
+from reference.checkpoint import load_checkpoint
+from reference.shards import ShardedWeights, split_dim
+from reference.synthesize import synthesize
 from reference.cli import main
 from reference.errors import InputError
 from reference.trace import run_trace

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from reference.checkpoint import load_checkpoint, synthesize
+from reference.checkpoint import load_checkpoint
+from reference.synthesize import synthesize
 from reference.config import ModelArgs, preset
 from reference.errors import InputError
 from reference.trace import load_trace, run_trace, save_trace, trace_shapes
