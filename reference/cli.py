@@ -32,6 +32,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _add_device_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="where to compute (default: cpu)")
+    p.add_argument("--dtype", choices=list(DTYPES), default="float32",
+                   help="compute dtype; weights stay bf16 and are upcast one at a time (default: float32)")
+
+
 def _add_run_options(p: argparse.ArgumentParser, checkpoint_default: str | None) -> None:
     p.add_argument("--checkpoint", default=checkpoint_default, required=checkpoint_default is None,
                    help="'tiny' (built in, synthesized on first use), a Meta checkpoint directory "
@@ -39,9 +45,7 @@ def _add_run_options(p: argparse.ArgumentParser, checkpoint_default: str | None)
                         "meta-llama/Meta-Llama-3-8B" + (f" (default: {checkpoint_default})" if checkpoint_default else ""))
     p.add_argument("--prompt", default=WALKTHROUGH_PROMPT if checkpoint_default else None,
                    required=checkpoint_default is None, help="the text to run (default: the walk-through's prompt)")
-    p.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="where to compute (default: cpu)")
-    p.add_argument("--dtype", choices=list(DTYPES), default="float32",
-                   help="compute dtype; weights stay bf16 and are upcast one at a time (default: float32)")
+    _add_device_options(p)
     p.add_argument("--path", choices=["literal", "batched"], default="literal",
                    help="literal: one head at a time, as the walk-through; batched: all heads at once")
 
@@ -76,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--system", default=None, help="with --chat: a system message before the user's")
     gen.add_argument("--json", action="store_true",
                      help='print only one JSON line: {"prompt_tokens": [...], "tokens": [...], "text": "..."}')
-    gen.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="where to compute (default: cpu)")
-    gen.add_argument("--dtype", choices=list(DTYPES), default="float32",
-                     help="compute dtype; weights stay bf16 and are upcast one at a time (default: float32)")
+    _add_device_options(gen)
 
     synth = sub.add_parser("synthesize", help="write a deterministic random checkpoint in Meta's format",
                            description="Write params.json, consolidated.00.pth (bf16) and tokenizer.model.")
@@ -112,14 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(options):
+def _load_model(options):
+    """The device, checkpoint and tokenizer that --device and --checkpoint name."""
     from .checkpoint import load_checkpoint
     from .hub import resolve_checkpoint
     from .tokenizer import load_tokenizer
 
     device = pick_device(options.device)
     ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint), progress=sys.stderr.isatty())
-    tokenizer = load_tokenizer(ckpt.path)
+    return device, ckpt, load_tokenizer(ckpt.path)
+
+
+def _load(options):
+    device, ckpt, tokenizer = _load_model(options)
     tokens = tokenizer.encode(options.prompt, bos=True, eos=False)
     return ckpt, tokenizer, tokens, device
 
@@ -163,16 +170,11 @@ def cmd_trace(options) -> None:
 def cmd_generate(options) -> None:
     import json
 
-    from .checkpoint import load_checkpoint
-    from .hub import resolve_checkpoint
     from .generate import TextStream, chat_tokens, generate
-    from .tokenizer import load_tokenizer
 
     if options.system is not None and not options.chat:
         raise InputError("--system needs --chat: a system message is part of the chat format")
-    device = pick_device(options.device)
-    ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint), progress=sys.stderr.isatty())
-    tokenizer = load_tokenizer(ckpt.path)
+    device, ckpt, tokenizer = _load_model(options)
     if options.chat:
         prompt = chat_tokens(tokenizer, options.prompt, options.system)
     else:

@@ -34,6 +34,7 @@ from . import batched, model
 from .config import ModelArgs
 from .errors import InputError
 from .model import Weights, apply_rope, causal_mask, linear, output_weight_name, rms_norm, softmax, weight
+from .trace import check_tokens
 
 
 # --- the KV cache ---
@@ -111,7 +112,7 @@ def forward_uncached(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *,
         return batched.output_logits(x[-1:], w, dtype, device)  # [1, V]
 
     return model.forward(tokens, weights, args, dtype=dtype, device=device, attention=batched.attention_batched,
-                         output=last_logits)[0]
+                         ffn=batched.feed_forward_batched, output=last_logits)[0]
 
 
 # --- choosing the next token ---
@@ -178,14 +179,10 @@ def _checked_prompt(prompt, args: ModelArgs) -> list[int]:
         prompt = [int(t) for t in prompt]
     except (TypeError, ValueError):
         raise InputError(f"the prompt must be a list of token ids, got {prompt!r:.80}") from None
-    if not prompt:
-        raise InputError("the prompt is empty; it needs at least one token (<|begin_of_text|>)")
     if len(prompt) >= args.max_seq_len:
         raise InputError(f"the prompt has {len(prompt)} tokens, but the model's context (max_seq_len) is "
                          f"{args.max_seq_len}, which leaves no room to generate; shorten the prompt")
-    bad = next((t for t in prompt if not 0 <= t < args.vocab_size), None)
-    if bad is not None:
-        raise InputError(f"token id {bad} is outside the vocabulary [0, {args.vocab_size})")
+    check_tokens(torch.tensor(prompt, dtype=torch.int64), args)  # empty, or an id outside the vocabulary
     return prompt
 
 

@@ -49,8 +49,11 @@ def run_trace(tokens: list[int] | torch.Tensor, weights, args: ModelArgs, *, dty
 
 
 def check_tokens(tokens: torch.Tensor, args: ModelArgs) -> None:
-    if tokens.ndim != 1 or len(tokens) == 0:
-        raise InputError(f"expected a non-empty list of token ids, got shape {list(tokens.shape)}")
+    """A prompt the model can run: a non-empty 1-d list of ids in the vocabulary, within the context."""
+    if tokens.ndim != 1:
+        raise InputError(f"expected a list of token ids, got shape {list(tokens.shape)}")
+    if len(tokens) == 0:
+        raise InputError("the prompt is empty; it needs at least one token (<|begin_of_text|>)")
     if len(tokens) > args.max_seq_len:
         raise InputError(f"the prompt has {len(tokens)} tokens, more than max_seq_len {args.max_seq_len}")
     bad = tokens[(tokens < 0) | (tokens >= args.vocab_size)]

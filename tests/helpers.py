@@ -1,5 +1,7 @@
 """Assertions shared by the test files."""
 
+from pathlib import Path
+
 import pytest
 
 from reference.checkpoint import load_checkpoint
@@ -20,3 +22,9 @@ def refused(directory, *parts: str) -> str:
     with pytest.raises(InputError) as excinfo:
         load_checkpoint(directory)
     return one_line_error(excinfo, *parts)
+
+
+def rss_anon() -> int:
+    """Anonymous memory this process holds now, in bytes: memory-mapped file pages do not count."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:"))) * 1024

@@ -22,7 +22,7 @@ from reference.synthesize import builtin_checkpoint, cache_dir, synthesize
 from reference.config import PRESETS, ModelArgs, preset
 from reference.errors import InputError
 
-from helpers import one_line_error, refused
+from helpers import one_line_error, refused, rss_anon
 
 REPO = "meta-llama/Meta-Llama-3-8B"
 
@@ -164,10 +164,6 @@ def test_load_maps_the_file_instead_of_reading_it_into_memory(tmp_path):
     args = ModelArgs(dim=768, n_layers=2, n_heads=12, n_kv_heads=4, vocab_size=128256, multiple_of=256)
     directory = synthesize(args, seed=0, out_dir=tmp_path / "mid", tied=True)
     file = directory / "consolidated.00.pth"
-
-    def rss_anon() -> int:  # bytes
-        status = Path("/proc/self/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:"))) * 1024
 
     before = rss_anon()
     ckpt = load_checkpoint(directory)

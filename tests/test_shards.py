@@ -16,7 +16,7 @@ from reference.cli import main
 from reference.errors import InputError
 from reference.trace import run_trace
 
-from helpers import one_line_error, refused
+from helpers import one_line_error, refused, rss_anon
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
 
@@ -117,10 +117,6 @@ def test_two_shard_checkpoint_traces_identically_to_its_one_shard_twin(tiny, two
 
 
 def test_sharded_weights_stay_memory_mapped(two_shards):
-    def rss_anon() -> int:  # bytes
-        status = Path("/proc/self/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:"))) * 1024
-
     before = rss_anon()
     ckpt = load_checkpoint(two_shards)
     grown = rss_anon() - before
