@@ -25,13 +25,10 @@ from pathlib import Path
 
 import torch
 
-from reference import batched, generate, model
-from reference.checkpoint import load_checkpoint
-from reference.synthesize import cache_dir, synthesize
+from reference import WALKTHROUGH_PROMPT, batched, model, parity, upcast
 from reference.config import preset
-from reference.tokenizer import load_tokenizer
-
-WALKTHROUGH_PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
+from reference.formats import load_checkpoint
+from reference.synthesize import cache_dir, synthesize
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -117,22 +114,8 @@ def checkpoint_dir(n_layers: int) -> Path:
 
 
 def hf_model(ckpt, attn: str, dtype, device):
-    """LlamaForCausalLM holding the same weights, built on the meta device so that nothing is
-    initialised twice; its weights are a full copy in `dtype`, as transformers keeps them."""
-    from transformers import LlamaForCausalLM
-
-    from reference import hf
-
-    config = hf.hf_config(ckpt.args, tied=ckpt.tied)
-    config._attn_implementation = attn
-    with torch.device("meta"):
-        m = LlamaForCausalLM(config)
-    state = {k: v.to(device=device, dtype=dtype) for k, v in hf.meta_to_hf_state_dict(ckpt.weights, ckpt.args).items()}
-    m.load_state_dict(state, strict=not ckpt.tied, assign=True)
-    if ckpt.tied:
-        m.tie_weights()
-    m.model.rotary_emb = type(m.model.rotary_emb)(config).to(device)  # its buffers were on meta
-    return m.eval()
+    """LlamaForCausalLM holding the same weights; a full copy in `dtype`, as transformers keeps them."""
+    return parity.hf_model(ckpt.weights, ckpt.args, ckpt.tied, attn=attn, dtype=dtype, device=device)
 
 
 def prompt_tokens(tokenizer, n: int | None) -> list[int]:
@@ -172,21 +155,26 @@ def bench_prefill(ckpt, tokens, dtype, device, repeats, with_hf=True) -> dict[st
     return results
 
 
+def cached_logits(ckpt, tokens, start: int, cache, dtype, device) -> torch.Tensor:
+    """The next token's logits [V] after `tokens` at positions start …, through the KV cache."""
+    return batched.forward(tokens, ckpt.weights, ckpt.args, dtype=dtype, device=device, cache=cache, start=start,
+                           last_only=True)[0]
+
+
 def bench_decode(ckpt, tokens, n_new, dtype, device, repeats, with_hf=True) -> dict[str, tuple[float, float]]:
     """Seconds per generated token, prefill excluded (greedy)."""
     results = {}
     t = torch.tensor(tokens, device=device)
 
     def ours():
-        cache = generate.KVCache.allocate(ckpt.args, len(tokens) + n_new, dtype, device)
+        cache = batched.KVCache.allocate(ckpt.args, len(tokens) + n_new, dtype, device)
         with torch.inference_mode():
-            logits = generate.forward_cached(t, 0, ckpt.weights, ckpt.args, cache, dtype=dtype, device=device)
+            logits = cached_logits(ckpt, t, 0, cache, dtype, device)
             sync(device)
             start = time.perf_counter()
             for i in range(n_new):
                 nxt = logits.argmax().view(1)
-                logits = generate.forward_cached(nxt, len(tokens) + i, ckpt.weights, ckpt.args, cache,
-                                                 dtype=dtype, device=device)
+                logits = cached_logits(ckpt, nxt, len(tokens) + i, cache, dtype, device)
             sync(device)
         return (time.perf_counter() - start) / n_new
 
@@ -219,15 +207,13 @@ def profile_decode(ckpt, tokens, dtype, device, n_steps: int = 3) -> list[tuple[
     from torch.profiler import ProfilerActivity, profile
 
     t = torch.tensor(tokens, device=device)
-    cache = generate.KVCache.allocate(ckpt.args, len(tokens) + 2 * n_steps, dtype, device)
+    cache = batched.KVCache.allocate(ckpt.args, len(tokens) + 2 * n_steps, dtype, device)
     with torch.inference_mode():
-        logits = generate.forward_cached(t, 0, ckpt.weights, ckpt.args, cache, dtype=dtype, device=device)
-        logits = generate.forward_cached(logits.argmax().view(1), len(tokens), ckpt.weights, ckpt.args, cache,
-                                         dtype=dtype, device=device)  # warm-up
+        logits = cached_logits(ckpt, t, 0, cache, dtype, device)
+        logits = cached_logits(ckpt, logits.argmax().view(1), len(tokens), cache, dtype, device)  # warm-up
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for i in range(n_steps):
-                logits = generate.forward_cached(logits.argmax().view(1), len(tokens) + 1 + i, ckpt.weights,
-                                                 ckpt.args, cache, dtype=dtype, device=device)
+                logits = cached_logits(ckpt, logits.argmax().view(1), len(tokens) + 1 + i, cache, dtype, device)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:4]
     return [(e.key, e.self_cpu_time_total / 1e3 / n_steps, e.count // n_steps) for e in events]
 
@@ -246,7 +232,7 @@ def memory_child(path: str, dtype: str, device: str) -> None:
     base = status("RssAnon")
     with PeakAnon() as peak:
         ckpt = load_checkpoint(path)
-        tokens = load_tokenizer(path).encode(WALKTHROUGH_PROMPT, bos=True, eos=False)
+        tokens = ckpt.tokenizer.encode(WALKTHROUGH_PROMPT, bos=True, eos=False)
         with torch.inference_mode():
             logits = batched.forward(torch.tensor(tokens), ckpt.weights, ckpt.args, dtype=getattr(torch, dtype),
                                      device=device)
@@ -268,7 +254,7 @@ def bench_memory(n_layers: int, dtype: str, device: str) -> dict:
 ANALYSIS = """## Reading the figures
 
 **Memory.** The weights stay bf16 and memory-mapped; each one is upcast a cache-sized slice at a
-time right before its product (`reference.model.linear`), the output projection included, so
+time right before its product (`reference.upcast.linear`), the output projection included, so
 no float32 matrix bigger than a few MiB ever exists. The full 32-layer 8B-shaped forward keeps
 its anonymous memory far below 2 GiB; the walk-through's code needs 17 GB or more.
 
@@ -308,7 +294,7 @@ def machine_line(device) -> str:
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.device(device).type == "cuda" else ""
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads "
             f"(CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: "
-            f"{'yes' if model.cpu_has_native_bf16() else 'no'}), transformers {transformers.__version__}, "
+            f"{'yes' if upcast.cpu_has_native_bf16() else 'no'}), transformers {transformers.__version__}, "
             f"Python {platform.python_version()}{gpu}")
 
 
@@ -331,7 +317,7 @@ def main(argv=None) -> int:
     dtypes = o.dtypes.split(",")
 
     ckpt = load_checkpoint(checkpoint_dir(o.layers))
-    tokenizer = load_tokenizer(ckpt.path)
+    tokenizer = ckpt.tokenizer
     lines = ["# Performance", "", f"Measured by `python bench/bench.py` on {time.strftime('%Y-%m-%d')}: "
              f"{machine_line(device)}.", "",
              f"Checkpoint: Llama 3 8B dims with {o.layers} layers (bf16, Meta format, memory-mapped). "

@@ -25,17 +25,15 @@ from pathlib import Path
 
 import torch
 
-from reference import model
-from reference.checkpoint import Checkpoint, expected_shapes, load_checkpoint
+from reference import WALKTHROUGH_PROMPT, model
+from reference.config import PRESETS, ModelArgs, expected_shapes, load_params
+from reference.formats import Checkpoint, load_checkpoint
 from reference.synthesize import builtin_checkpoint
-from reference.cli import WALKTHROUGH_PROMPT
-from reference.config import PRESETS, ModelArgs, load_params
-from reference.tokenizer import Tokenizer, load_tokenizer
+from reference.tokenizer import Tokenizer
 from reference.trace import run_trace, trace_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_8B_ENV = "LLAMA3_REFERENCE_8B"  # a Meta-Llama-3-8B original/ directory: render the real model
-PROMPT = WALKTHROUGH_PROMPT
 
 # Tensors print as in the walk-through: 4 decimals, the first and last 3 rows and columns.
 torch.set_printoptions(precision=4, threshold=64, edgeitems=3, linewidth=88, sci_mode=False)
@@ -74,8 +72,8 @@ def run() -> Run:
     """The prompt through the real 8B if $LLAMA3_REFERENCE_8B is set, else the tiny checkpoint."""
     real_dir = os.environ.get(REAL_8B_ENV)
     checkpoint = load_checkpoint(real_dir if real_dir else builtin_checkpoint("tiny"))
-    tokenizer = load_tokenizer(checkpoint.path)
-    tokens = tokenizer.encode(PROMPT, bos=True, eos=False)
+    tokenizer = checkpoint.tokenizer
+    tokens = tokenizer.encode(WALKTHROUGH_PROMPT, bos=True, eos=False)
     trace = run_trace(tokens, checkpoint.weights, checkpoint.args)
     label = "Meta-Llama-3-8B" if real_dir else "tiny"
     return Run(label, checkpoint.args, checkpoint.weights, trace, bool(real_dir), checkpoint, tokenizer, tokens)

@@ -1,48 +1,88 @@
-"""The same forward pass with all heads at once: the path to run, beside the path to read.
+"""The same forward pass with all heads at once, and with a KV cache: the path to run.
 
 Each projection is one matrix product for every head ([T, D] @ [D, H·d]) instead of H small
 ones, the kv heads are shared by broadcasting instead of re-projecting, and without a trace
 the attention itself is PyTorch's fused `scaled_dot_product_attention`. Every bf16 weight is
-upcast in cache-sized slices right before its product (`linear`), so no float32 copy of a
-whole matrix, not even of the [V, D] output projection, is ever made.
+upcast in cache-sized slices right before its product (`upcast.linear`), so no float32 copy
+of a whole matrix, not even of the [V, D] output projection, is ever made.
 `tests/test_batched.py` proves it equal to `model.forward`.
+
+Generation (`generate.py`) runs this pass with a `KVCache`: the first call (the "prefill")
+runs the whole prompt and stores every layer's rotated keys and values; every later call
+runs one new token at its own position (`start`) and attends to the cache. A token's keys
+and values never change once computed, because the causal mask stops it from seeing
+anything after it, so the cache makes each new token cost one position, not the whole prefix.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from . import model
 from .config import ModelArgs
-from .model import Trace, Weights, apply_rope, causal_mask, linear, record, softmax
+from .model import Trace, Weights, apply_rope, causal_mask, softmax
+from .upcast import linear
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """Every layer's keys (after RoPE) and values so far, in one preallocated tensor each."""
+
+    k: torch.Tensor  # [n_layers, K, max_len, d]
+    v: torch.Tensor  # [n_layers, K, max_len, d]
+
+    @classmethod
+    def allocate(cls, args: ModelArgs, max_len: int, dtype: torch.dtype, device="cpu") -> "KVCache":
+        """Zeros for `max_len` positions: Llama 3 8B in float32 needs 2·32·8·128·4 = 256 KiB a position."""
+        shape = (args.n_layers, args.n_kv_heads, max_len, args.head_dim)
+        return cls(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the keys and values [K, T, d] of positions start … start+T-1; return all of 0 … start+T-1."""
+        end = start + k.shape[1]
+        self.k[layer, :, start:end] = k
+        self.v[layer, :, start:end] = v
+        return self.k[layer, :, :end], self.v[layer, :, :end]  # [K, S, d], S = start + T
+
 
 def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
-                      dtype: torch.dtype, device, trace: Trace | None = None) -> torch.Tensor:
+                      dtype: torch.dtype, device, trace: Trace | None = None, *, cache: KVCache | None = None,
+                      start: int = 0) -> torch.Tensor:
+    """`model.attention_literal` with every head at once; with a `cache`, for T new tokens at
+    positions start … start+T-1 (cis holds those positions), attending to all earlier ones too."""
     H, K, d, T = args.n_heads, args.n_kv_heads, args.head_dim, x.shape[0]
     p = f"layers.{layer}."
     q = linear(x, weights[p + "attention.wq.weight"], dtype, device).reshape(T, H, d).transpose(0, 1)  # [H, T, d]
     k = linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
     v = linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
     q_rot, k_rot = apply_rope(q, cis), apply_rope(k, cis)
-    for name, t in (("q", q), ("k", k), ("v", v), ("q_rotated", q_rot), ("k_rotated", k_rot)):
-        record(trace, p + name, t)
-    if trace is None:
+    keys, values = (k_rot, v) if cache is None else cache.update(layer, start, k_rot, v)  # [K, S, d]
+    if trace is None and cache is None:
         # Fused kernel; enable_gqa lets query head h read kv head h // n_rep without copies.
         out = F.scaled_dot_product_attention(q_rot, k_rot, v, is_causal=True, enable_gqa=K != H)  # [H, T, d]
     else:
-        # The trace needs the scores themselves, so compute them explicitly.
-        k_rep = k_rot.repeat_interleave(args.n_rep, dim=0)  # [H, T, d]
-        v_rep = v.repeat_interleave(args.n_rep, dim=0)  # [H, T, d]
-        scores = q_rot @ k_rep.transpose(1, 2) / math.sqrt(d) + causal_mask(T, T, dtype, device)  # [H, T, T]
-        probs = softmax(scores)  # [H, T, T]
-        record(trace, p + "scores", scores)
-        record(trace, p + "attention_weights", probs)
-        out = probs @ v_rep  # [H, T, d]
+        # The trace needs the scores themselves, so they are computed explicitly; so are the
+        # cached ones, because of the one subtle thing. The scores are [T, S]: T new queries
+        # against all S = start + T keys. Query i is the token at position start + i, so it
+        # may see keys 0 … start + i: the mask is -inf only where key j > start + i, i.e. above
+        # the diagonal shifted right by `start` (causal_mask(T, S) does that). A square mask,
+        # or `is_causal=True` in PyTorch's fused attention, would align the diagonal top-left
+        # instead and hide the cached keys from the queries. When T = 1, nothing is masked:
+        # the newest token sees everything.
+        S = keys.shape[1]
+        keys = keys.repeat_interleave(args.n_rep, dim=0)  # [H, S, d]: query head h reads kv head h // n_rep
+        values = values.repeat_interleave(args.n_rep, dim=0)  # [H, S, d]
+        scores = q_rot @ keys.transpose(1, 2) / math.sqrt(d) + causal_mask(T, S, dtype, device)  # [H, T, S]
+        probs = softmax(scores)  # [H, T, S]
+        out = probs @ values  # [H, T, d]
     attention = out.transpose(0, 1).reshape(T, H * d)  # [T, H·d]
-    record(trace, p + "attention", attention)
+    if trace is not None:
+        model.record_attention(trace, layer, q, k, v, q_rot, k_rot, scores, probs, attention)
     return linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [T, D]
 
 
@@ -53,13 +93,17 @@ def feed_forward_batched(x: torch.Tensor, layer: int, weights: Weights, dtype: t
     return linear(gate * linear(x, weights[p + "w3.weight"], dtype, device), weights[p + "w2.weight"], dtype, device)
 
 
-def output_logits(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
-    """x @ output.weightᵀ: the [V, D] matrix is upcast a slice at a time by `linear`, never whole."""
-    return linear(x, w, dtype, device)  # [T, V]
+def last_row_logits(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
+    """Only the last position predicts the next token: project that row alone onto the vocabulary."""
+    return model.output_projection(x[-1:], w, dtype, device)  # [1, V]
 
 
 def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: torch.dtype = torch.float32,
-            device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None) -> torch.Tensor:
-    """Token ids [T] → logits [T, V], as `model.forward`, with every head of a layer at once."""
+            device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None,
+            cache: KVCache | None = None, start: int = 0, last_only: bool = False) -> torch.Tensor:
+    """Token ids [T] → logits [T, V] (or [1, V] with `last_only`), as `model.forward`, with every
+    head of a layer at once; with a `cache`, `tokens` sit at positions start … start+T-1."""
+    attention = attention_batched if cache is None else functools.partial(attention_batched, cache=cache, start=start)
     return model.forward(tokens, weights, args, dtype=dtype, device=device, trace=trace, on_layer=on_layer,
-                         attention=attention_batched, ffn=feed_forward_batched, output=output_logits)
+                         start=start, attention=attention, ffn=feed_forward_batched,
+                         output=last_row_logits if last_only else model.output_projection)

@@ -11,9 +11,9 @@ import time
 
 import torch
 
+from . import WALKTHROUGH_PROMPT
 from .errors import InputError
 
-WALKTHROUGH_PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
@@ -115,14 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_model(options):
-    """The device, checkpoint and tokenizer that --device and --checkpoint name."""
-    from .checkpoint import load_checkpoint
+    """The device and checkpoint (with its tokenizer) that --device and --checkpoint name."""
+    from .formats import load_checkpoint
     from .hub import resolve_checkpoint
-    from .tokenizer import load_tokenizer
 
     device = pick_device(options.device)
     ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint), progress=sys.stderr.isatty())
-    return device, ckpt, load_tokenizer(ckpt.path)
+    return device, ckpt, ckpt.tokenizer
 
 
 def _load(options):
@@ -213,7 +212,7 @@ def cmd_download(options) -> None:
 
 def cmd_goldens(options) -> None:
     from . import goldens
-    from .checkpoint import load_checkpoint
+    from .formats import load_checkpoint
     from .hub import resolve_checkpoint
 
     if options.out is None and options.checkpoint != "tiny":
@@ -228,12 +227,12 @@ def cmd_goldens(options) -> None:
 def cmd_parity(options) -> None:
     from . import parity
 
-    out = parity.check_out_path(options.out) if options.out else None  # before minutes of compute
+    from .files import check_out_dir, write_text
+
+    out = check_out_dir(options.out) if options.out else None  # before minutes of compute
     table = parity.markdown_table(parity.measure_all(options.config))
     print(table, end="")
     if out:
-        from .goldens import write_text
-
         print(f"wrote {write_text(out, table)}")
 
 

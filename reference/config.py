@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, is_finite_number, is_int
+from .files import read_json
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,41 @@ class ModelArgs:
         return dataclasses.replace(self, **changes)
 
 
+def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
+    """Every tensor name in Meta's checkpoint, in Meta's order, with its shape.
+
+    Llama 3 8B: tok_embeddings.weight (128256, 4096), layers.0.attention.wk.weight (1024, 4096), ...
+    """
+    D, H, K, d, F, V = args.dim, args.n_heads, args.n_kv_heads, args.head_dim, args.hidden_dim, args.vocab_size
+    shapes = {"tok_embeddings.weight": (V, D)}
+    for i in range(args.n_layers):
+        shapes.update({
+            f"layers.{i}.attention.wq.weight": (H * d, D),
+            f"layers.{i}.attention.wk.weight": (K * d, D),
+            f"layers.{i}.attention.wv.weight": (K * d, D),
+            f"layers.{i}.attention.wo.weight": (D, H * d),
+            f"layers.{i}.feed_forward.w1.weight": (F, D),
+            f"layers.{i}.feed_forward.w2.weight": (D, F),
+            f"layers.{i}.feed_forward.w3.weight": (F, D),
+            f"layers.{i}.attention_norm.weight": (D,),
+            f"layers.{i}.ffn_norm.weight": (D,),
+        })
+    shapes["norm.weight"] = (D,)
+    shapes["output.weight"] = (V, D)  # absent when tied to tok_embeddings (Llama 3.2 1B/3B)
+    return shapes
+
+
+def shape_derivation(name: str, a: ModelArgs) -> str:
+    """Which fields a tensor's shape comes from, with their values, for error messages."""
+    heads = f"n_heads={a.n_heads}, head_dim={a.head_dim}, "
+    kv_heads = f"n_kv_heads={a.n_kv_heads}, head_dim={a.head_dim}, "
+    ffn = f"hidden_dim={a.hidden_dim} from multiple_of={a.multiple_of}, ffn_dim_multiplier={a.ffn_dim_multiplier}, "
+    vocab = f"vocab_size={a.vocab_size}, "
+    by_kind = {"wq": heads, "wo": heads, "wk": kv_heads, "wv": kv_heads, "w1": ffn, "w2": ffn, "w3": ffn,
+               "tok_embeddings": vocab, "output": vocab}
+    return by_kind.get(name.split(".")[-2], "") + f"dim={a.dim}"
+
+
 # Meta's params.json keys, in the order Meta writes them.
 _META_FIELDS = (
     "dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of",
@@ -118,15 +153,15 @@ def _first_problem(a: ModelArgs) -> str | None:
     for name in ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of",
                  "max_seq_len", "rope_original_max_seq_len"):
         value = getattr(a, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             return f"{name} must be a positive integer, got {value!r}"
     for name in ("norm_eps", "rope_theta", "rope_scale_factor", "rope_low_freq_factor",
                  "rope_high_freq_factor"):
         value = getattr(a, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        if not (is_finite_number(value) and value > 0):
             return f"{name} must be a positive finite number, got {value!r}"
     m = a.ffn_dim_multiplier
-    if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not (math.isfinite(m) and m > 0)):
+    if m is not None and not (is_finite_number(m) and m > 0):
         return f"ffn_dim_multiplier must be a positive number or null, got {m!r}"
     if not isinstance(a.use_scaled_rope, bool):
         return f"use_scaled_rope must be true or false, got {a.use_scaled_rope!r}"
@@ -183,17 +218,7 @@ def args_from_params(params: dict, source: str = "params.json") -> ModelArgs:
 
 def load_params(path: str | Path) -> ModelArgs:
     """Read a `params.json` file; every problem is one line naming the file and the field."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found (a Meta checkpoint directory has params.json)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    params = read_json(Path(path), missing="a Meta checkpoint directory has params.json")
     return args_from_params(params, source=str(path))
 
 

@@ -1,4 +1,7 @@
-"""The one exception type the project raises for problems with the user's input."""
+"""The one exception type the project raises for problems with the user's input, and the two
+type checks that every validation of a number uses."""
+
+import math
 
 
 class InputError(ValueError):
@@ -8,3 +11,13 @@ class InputError(ValueError):
     and says what to do when that is not obvious. The CLI prints it as-is and exits with 2;
     it never shows a traceback for these.
     """
+
+
+def is_int(value) -> bool:
+    """An int and not a bool: in Python True is the int 1, and `"n_layers": true` must not pass."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value) -> bool:
+    """An int or a float (not a bool), neither infinite nor NaN."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

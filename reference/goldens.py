@@ -27,10 +27,8 @@ systematically) plus the top 16 ids and values of the last row.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
-import zipfile
 from pathlib import Path
 from typing import Callable, Mapping, NamedTuple
 
@@ -38,7 +36,8 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .trace import load_trace as read_npz, write_atomic
+from .files import read_json, read_npz, write_npz, write_text
+from .trace import LAYER_STEPS, run_trace
 
 GOLDENS_DIR = Path(__file__).resolve().parents[1] / "goldens"
 PROMPTS_FILE = GOLDENS_DIR / "prompts.json"
@@ -69,9 +68,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "positions": _EXACT_INT,
     "embeddings": Tolerance(0.0, 0.0, "rows of the bf16 table, exact in float32: a lookup never rounds"),
     "freqs_cis": _ROUNDED,
-    **{step: _ROUNDED for step in ("attention_norm", "q", "k", "v", "q_rotated", "k_rotated", "scores",
-                                   "attention_weights", "attention", "attention_out", "h", "ffn_norm",
-                                   "ffn_out", "out")},
+    **{step: _ROUNDED for step in LAYER_STEPS},
     "norm": _ROUNDED,
     "logits.column_ids": _EXACT_INT,
     "logits.columns": _ROUNDED,
@@ -91,12 +88,7 @@ def kind(name: str) -> str:
 def load_prompts(path: str | Path = PROMPTS_FILE) -> dict[str, str]:
     """goldens/prompts.json: {"name": "text", ...}; a name becomes a file name, so [a-z0-9_-]+."""
     path = Path(path)
-    try:
-        prompts = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found (expected a JSON object of prompt name -> text)") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    prompts = read_json(path, missing="expected a JSON object of prompt name -> text")
     if not isinstance(prompts, dict) or not prompts:
         raise InputError(f"{path}: expected a non-empty JSON object of prompt name -> text")
     for name, text in prompts.items():
@@ -216,23 +208,7 @@ def changes(golden: Mapping[str, np.ndarray], obtained: Mapping[str, np.ndarray]
     return lines
 
 
-# --- files: written atomically, byte-for-byte reproducible ---
-
-def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
-    """np.savez_compressed, but with fixed timestamps (same arrays, same bytes) and atomic."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w") as f:
-                np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
-    return write_atomic(Path(path), buffer.getvalue())
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    return write_atomic(Path(path), text.encode("utf-8"))
-
+# --- files: human-readable beside the arrays (written by files.write_npz, atomically) ---
 
 def token_listing(text: str, ids: list[int], tokenizer) -> str:
     """The human-readable golden of the tokens: the prompt, then one `[id, "text"]` per line."""
@@ -261,13 +237,11 @@ def checkpoint_record(ckpt) -> str:
 
 # --- regeneration ---
 
-def compute(text: str, ckpt, tokenizer) -> tuple[dict[str, np.ndarray], str]:
+def compute(text: str, ckpt) -> tuple[dict[str, np.ndarray], str]:
     """The golden arrays and token listing of one prompt: the literal path, in float64."""
-    from .trace import run_trace
-
-    ids = tokenizer.encode(text, bos=True, eos=False)
+    ids = ckpt.tokenizer.encode(text, bos=True, eos=False)
     trace = run_trace(ids, ckpt.weights, ckpt.args, dtype=COMPUTE_DTYPE, path="literal")
-    return golden_arrays(trace), token_listing(text, ids, tokenizer)
+    return golden_arrays(trace), token_listing(text, ids, ckpt.tokenizer)
 
 
 def regenerate(ckpt, out_dir: str | Path, prompts: Mapping[str, str], names: list[str] | None = None,
@@ -277,18 +251,15 @@ def regenerate(ckpt, out_dir: str | Path, prompts: Mapping[str, str], names: lis
     A prompt whose tensors all match its golden within tolerance is left alone, file and all,
     unless `force`. Each file is replaced atomically, one at a time.
     """
-    from .tokenizer import load_tokenizer
-
     unknown = [n for n in names or [] if n not in prompts]
     if unknown:
         raise InputError(f"no prompt named {unknown[0]!r} (known: {', '.join(prompts)})")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = load_tokenizer(ckpt.path)
     _write_if_changed(out_dir / "checkpoint.json", checkpoint_record(ckpt), echo)
     written = []
     for name in names or list(prompts):
-        arrays, listing = compute(prompts[name], ckpt, tokenizer)
+        arrays, listing = compute(prompts[name], ckpt)
         path = out_dir / f"{name}.npz"
         if not path.exists():
             write_npz(path, arrays)

@@ -2,109 +2,39 @@
 
 This is the *literal* path: attention loops over heads exactly as the walk-through does, so
 each line can be read against the prose. `batched.py` computes the same thing with all heads
-at once; `tests/test_batched.py` proves the two agree.
+at once; `tests/test_batched.py` proves the two agree. The section numbers are the docs
+site's pages (1 · Tokens is `tokenizer.py`).
 
 Notation (as in ../shared/TRACE.md): T tokens, D = dim, H query heads, K kv heads,
 d = head_dim = D / H, F = the SwiGLU hidden size, V = vocab_size.
 
 Weights stay as the checkpoint stores them (bfloat16, memory-mapped). Each function asks for
-the one weight it needs through `weight(...)`, which upcasts that tensor alone: the model is
-never copied to float32 as a whole.
+the one weight it needs through `get_weight(...)`, which upcasts that tensor alone: the model
+is never copied to float32 as a whole.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from pathlib import Path
 from typing import Mapping
 
 import torch
 
 from .config import ModelArgs
+from .upcast import linear
 
 Weights = Mapping[str, torch.Tensor]
 Trace = dict  # name -> tensor, names and shapes as in ../shared/TRACE.md
 
 
-def weight(weights: Weights, name: str, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
-    """One weight on `device` in `dtype`. Moved first, then cast: bf16 is half the bytes to move."""
-    return weights[name].to(device=device).to(dtype)
-
-
-def output_weight_name(weights: Weights) -> str:
-    """Llama 3.2 1B/3B tie the output projection to the embeddings and ship no `output.weight`."""
-    return "output.weight" if "output.weight" in weights else "tok_embeddings.weight"
-
-
-# Bytes of one upcast slice in `linear`. For one or a few tokens the product is cheap and the
-# slice should stay in the core's cache between the upcast that writes it and the product that
-# reads it; for many tokens the product dominates and larger slices make it more efficient.
-# (Measured on a 2-core AVX-512 Xeon: bench/bench.py and docs/performance.md.)
-SLICE_BYTES_FEW_TOKENS = 1 << 20
-SLICE_BYTES_MANY_TOKENS = 16 << 20
-FEW_TOKENS = 4
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX; Linux only)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
-    """x @ wᵀ for a weight stored in another dtype (bf16), without upcasting all of it at once.
-
-    Upcasting a whole [14336, 4096] matrix writes 235 MB of float32 to memory only to read it
-    back, which costs more than the product itself. Instead, slices of rows are upcast into one
-    reused buffer that stays in cache, and each product writes its own slice of the output.
-    The result is the same numbers: the upcast is exact and each output element is still one
-    dot product over the whole input dimension.
-    """
-    on_cpu = torch.device(device).type == "cpu"
-    if on_cpu and dtype == torch.bfloat16 and not cpu_has_native_bf16():
-        # Without AVX512-BF16/AMX, PyTorch's bf16 matrix product is emulated and many times
-        # slower than float32: multiply in float32 (exact products of bf16 values), round once.
-        return linear(x.float(), w, torch.float32, device).to(torch.bfloat16)
-    if w.dtype == dtype or not on_cpu:
-        return x @ w.to(device=device).to(dtype).T
-    n_out, n_in = w.shape
-    slice_bytes = SLICE_BYTES_FEW_TOKENS if x.shape[0] <= FEW_TOKENS else SLICE_BYTES_MANY_TOKENS
-    rows = max(16, min(n_out, slice_bytes // (n_in * torch.finfo(dtype).bits // 8)))
-    x_t = x.T.contiguous()  # [in, T]
-    out_t = torch.empty(n_out, x.shape[0], dtype=dtype, device=device)  # [out, T]: slices are contiguous
-    buffer = torch.empty(rows, n_in, dtype=dtype, device=device)
-    for start in range(0, n_out, rows):
-        stop = min(start + rows, n_out)
-        chunk = buffer[:stop - start]
-        chunk.copy_(w[start:stop])
-        torch.mm(chunk, x_t, out=out_t[start:stop])
-    return out_t.T.contiguous()  # [T, out]
-
-
-def record(trace: Trace | None, name: str, tensor: torch.Tensor) -> None:
-    if trace is not None:
-        trace[name] = tensor.detach()
-
-
-def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
-    """Softmax, RMSNorm's mean of squares and RoPE run in float32 even for a bfloat16 pass:
-    bf16 keeps 8 bits of mantissa, too few to sum 8,000 exponentials or squares faithfully."""
-    return x if x.dtype == torch.float64 else x.float()
-
-
-# --- 07 · token embeddings ---
+# --- 2 · token embeddings ---
 
 def embed(tokens: torch.Tensor, tok_embeddings: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Look up one row per token. Only T rows are upcast, never the whole [V, D] table."""
     return tok_embeddings[tokens.to(tok_embeddings.device)].to(dtype)  # [T, D]
 
 
-# --- 08 · RMSNorm ---
+# --- 3 · RMSNorm ---
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """x / sqrt(mean(x²) + eps) · weight, per row.
@@ -116,7 +46,13 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return normed.to(x.dtype) * weight
 
 
-# --- 10 · RoPE ---
+def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Softmax, RMSNorm's mean of squares and RoPE run in float32 even for a bfloat16 pass:
+    bf16 keeps 8 bits of mantissa, too few to sum 8,000 exponentials or squares faithfully."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
+# --- 5 · RoPE ---
 
 def rope_frequencies(args: ModelArgs, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """θ_j = rope_theta^(-2j/d) for pair j = 0 … d/2-1: how fast pair j turns per position."""
@@ -166,7 +102,7 @@ def apply_rope(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(rotated).flatten(-2).to(x.dtype)  # [..., T, d]
 
 
-# --- 11 · self-attention ---
+# --- 6 · self-attention ---
 
 def causal_mask(n_queries: int, n_keys: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
     """-inf where key position > query position, 0 elsewhere: a token sees itself and its past.
@@ -182,24 +118,16 @@ def softmax(scores: torch.Tensor) -> torch.Tensor:
     return torch.softmax(at_least_fp32(scores), dim=-1).to(scores.dtype)
 
 
-# --- 13 · SwiGLU feed-forward ---
-
-def swiglu(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Tensor) -> torch.Tensor:
-    """w2(silu(w1·x) ⊙ w3·x): w3·x is the value, silu(w1·x) a learned gate on each of F units."""
-    gate = torch.nn.functional.silu(x @ w1.T)  # [T, F]
-    return (gate * (x @ w3.T)) @ w2.T  # [T, D]
-
-
-# --- one transformer block, literally ---
+# --- 4 → 7 · attention: q, k, v per head (4), RoPE (5), scores (6), heads side by side (7) ---
 
 def attention_literal(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
                       dtype: torch.dtype, device, trace: Trace | None = None) -> torch.Tensor:
     """Multi-head attention with grouped KV heads, one head at a time, as the walk-through does."""
     H, K, d, D, T = args.n_heads, args.n_kv_heads, args.head_dim, args.dim, x.shape[0]
     p = f"layers.{layer}."
-    wq = weight(weights, p + "attention.wq.weight", dtype, device).view(H, d, D)  # [H, d, D]
-    wk = weight(weights, p + "attention.wk.weight", dtype, device).view(K, d, D)  # [K, d, D]
-    wv = weight(weights, p + "attention.wv.weight", dtype, device).view(K, d, D)  # [K, d, D]
+    wq = get_weight(weights, p + "attention.wq.weight", dtype, device).view(H, d, D)  # [H, d, D]
+    wk = get_weight(weights, p + "attention.wk.weight", dtype, device).view(K, d, D)  # [K, d, D]
+    wv = get_weight(weights, p + "attention.wv.weight", dtype, device).view(K, d, D)  # [K, d, D]
     mask = causal_mask(T, T, dtype, device)
     qs, ks, vs, q_rots, k_rots, all_scores, all_probs, outs = ([] for _ in range(8))
     for h in range(H):
@@ -215,38 +143,50 @@ def attention_literal(x: torch.Tensor, layer: int, weights: Weights, args: Model
         qs.append(q), q_rots.append(q_rot), all_scores.append(scores), all_probs.append(probs)
         if h % args.n_rep == 0:  # the first query head of each group records its kv head
             ks.append(k), vs.append(v), k_rots.append(k_rot)
-    for name, per_head in (("q", qs), ("k", ks), ("v", vs), ("q_rotated", q_rots), ("k_rotated", k_rots),
-                           ("scores", all_scores), ("attention_weights", all_probs)):
-        record(trace, p + name, torch.stack(per_head))  # [H or K, T, d] / [H, T, T]
     attention = torch.cat(outs, dim=-1)  # [T, H·d]: heads side by side
-    record(trace, p + "attention", attention)
-    return attention @ weight(weights, p + "attention.wo.weight", dtype, device).T  # [T, D]
+    if trace is not None:
+        stacked = (torch.stack(t) for t in (qs, ks, vs, q_rots, k_rots, all_scores, all_probs))  # [H or K, T, ...]
+        record_attention(trace, layer, *stacked, attention)
+    return attention @ get_weight(weights, p + "attention.wo.weight", dtype, device).T  # [T, D]
 
 
-def output_projection(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
-    """Scores for every vocabulary entry: x @ output.weightᵀ (via `linear`: the [V, D] matrix is
-    the model's largest, 2 GiB in float32 for the 8B, so it is never upcast whole)."""
-    return linear(x, w, dtype, device)  # [T, V]
+def record_attention(trace: Trace, layer: int, q, k, v, q_rotated, k_rotated, scores, attention_weights,
+                     attention) -> None:
+    """One layer's attention tensors under their trace names; the fast path records through this too."""
+    p = f"layers.{layer}."
+    for name, t in (("q", q), ("k", k), ("v", v), ("q_rotated", q_rotated), ("k_rotated", k_rotated),
+                    ("scores", scores), ("attention_weights", attention_weights), ("attention", attention)):
+        record(trace, p + name, t)
+
+
+# --- 8 · SwiGLU feed-forward ---
+
+def swiglu(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Tensor) -> torch.Tensor:
+    """w2(silu(w1·x) ⊙ w3·x): w3·x is the value, silu(w1·x) a learned gate on each of F units."""
+    gate = torch.nn.functional.silu(x @ w1.T)  # [T, F]
+    return (gate * (x @ w3.T)) @ w2.T  # [T, D]
 
 
 def feed_forward(x: torch.Tensor, layer: int, weights: Weights, dtype: torch.dtype, device) -> torch.Tensor:
     p = f"layers.{layer}.feed_forward."
-    w1, w2, w3 = (weight(weights, p + f"{w}.weight", dtype, device) for w in ("w1", "w2", "w3"))
+    w1, w2, w3 = (get_weight(weights, p + f"{w}.weight", dtype, device) for w in ("w1", "w2", "w3"))
     return swiglu(x, w1, w2, w3)  # [T, D]
 
+
+# --- 9 · one transformer block ---
 
 def transformer_block(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
                       dtype: torch.dtype, device, trace: Trace | None, attention=attention_literal,
                       ffn=feed_forward) -> torch.Tensor:
     """x + attention(norm(x)), then h + ffn(norm(h)): the pre-norm residual block."""
     p = f"layers.{layer}."
-    normed = rms_norm(x, weight(weights, p + "attention_norm.weight", dtype, device), args.norm_eps)
+    normed = rms_norm(x, get_weight(weights, p + "attention_norm.weight", dtype, device), args.norm_eps)
     record(trace, p + "attention_norm", normed)
     attention_out = attention(normed, layer, weights, args, cis, dtype, device, trace)
     record(trace, p + "attention_out", attention_out)
     h = x + attention_out  # [T, D]
     record(trace, p + "h", h)
-    normed = rms_norm(h, weight(weights, p + "ffn_norm.weight", dtype, device), args.norm_eps)
+    normed = rms_norm(h, get_weight(weights, p + "ffn_norm.weight", dtype, device), args.norm_eps)
     record(trace, p + "ffn_norm", normed)
     ffn_out = ffn(normed, layer, weights, dtype, device)
     record(trace, p + "ffn_out", ffn_out)
@@ -255,30 +195,56 @@ def transformer_block(x: torch.Tensor, layer: int, weights: Weights, args: Model
     return out
 
 
-# --- 06 → 15 · the whole pass ---
+# --- 10 · the prediction ---
+
+def output_projection(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
+    """Scores for every vocabulary entry: x @ output.weightᵀ. The [V, D] matrix is the model's
+    largest (2 GiB in float32 for the 8B), so `linear` upcasts it a slice at a time, never whole."""
+    return linear(x, w, dtype, device)  # [T, V]
+
+
+def output_weight_name(weights: Weights) -> str:
+    """Llama 3.2 1B/3B tie the output projection to the embeddings and ship no `output.weight`."""
+    return "output.weight" if "output.weight" in weights else "tok_embeddings.weight"
+
+
+# --- 1 → 10 · the whole pass ---
 
 def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: torch.dtype = torch.float32,
-            device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None,
+            device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None, start: int = 0,
             attention=attention_literal, ffn=feed_forward, output=output_projection) -> torch.Tensor:
     """Token ids [T] → logits [T, V]. Pass a dict as `trace` to record every intermediate.
 
     `attention`, `ffn` and `output` are the steps the fast path does differently: by default the
-    literal per-head loop and plain matrix products; `batched.forward` passes its own.
+    literal per-head loop and plain matrix products; `batched.forward` passes its own, and
+    `start`, the position of the first token when a KV cache holds the ones before it.
     `on_layer(i)` is called after each layer (the CLI uses it for a progress bar).
     """
     record(trace, "tokens", tokens)
     x = embed(tokens, weights["tok_embeddings.weight"], dtype).to(device)  # [T, D]
     record(trace, "embeddings", x)
     rope_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    cis = freqs_cis(args, len(tokens), dtype=rope_dtype, device=device)  # [T, d/2] complex
+    cis = freqs_cis(args, len(tokens), start=start, dtype=rope_dtype, device=device)  # [T, d/2] complex
     record(trace, "freqs_cis", torch.view_as_real(cis))  # [T, d/2, 2]
     for layer in range(args.n_layers):
         x = transformer_block(x, layer, weights, args, cis, dtype, device, trace, attention, ffn)
         if on_layer is not None:
             on_layer(layer)
-    x = rms_norm(x, weight(weights, "norm.weight", dtype, device), args.norm_eps)  # [T, D]
+    x = rms_norm(x, get_weight(weights, "norm.weight", dtype, device), args.norm_eps)  # [T, D]
     record(trace, "norm", x)
     logits = output(x, weights[output_weight_name(weights)], dtype, device)  # [T, V]
     record(trace, "logits", logits)
     record(trace, "next_token", logits[-1].argmax())
     return logits
+
+
+# --- helpers ---
+
+def get_weight(weights: Weights, name: str, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One weight on `device` in `dtype`. Moved first, then cast: bf16 is half the bytes to move."""
+    return weights[name].to(device=device).to(dtype)
+
+
+def record(trace: Trace | None, name: str, tensor: torch.Tensor) -> None:
+    if trace is not None:
+        trace[name] = tensor.detach()

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import torch
 
-from . import hf
+from . import WALKTHROUGH_PROMPT
 from .config import ModelArgs, preset
 from .errors import InputError
+from .formats import hf
+from .trace import FINAL_STEPS, LAYER_STEPS, STEPS
 
 TOLERANCE = 1e-4  # of each tensor's own scale
-WALKTHROUGH = "the answer to the ultimate question of life, the universe, and everything is "
-KINDS = ("embeddings", "freqs_cis", "attention_norm", "q", "k", "v", "q_rotated", "k_rotated", "attention_weights",
-         "attention", "attention_out", "h", "ffn_norm", "ffn_out", "out", "norm", "logits")
+# The float tensors compared, in pipeline order: not the token ids, and not `scores` (see above).
+KINDS = tuple(k for k in (*STEPS, *LAYER_STEPS, *FINAL_STEPS) if k not in ("tokens", "scores", "next_token"))
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ParityConfig:
 
 
 CONFIGS = {c.name: c for c in (
-    ParityConfig("tiny", preset("tiny"), tied=False, prompt=WALKTHROUGH,
+    ParityConfig("tiny", preset("tiny"), tied=False, prompt=WALKTHROUGH_PROMPT,
                  what="the built-in tiny model (8 heads, 2 kv heads), the walk-through prompt, 17 tokens"),
     # 6 query heads per 2 kv heads (3 per group), head_dim 14 (7 RoPE pairs), an odd SwiGLU width
     # (291), a vocabulary with 3 unused rows, Llama 2's theta and eps, tied output like Llama 3.2.
@@ -64,19 +65,46 @@ CONFIGS = {c.name: c for c in (
 )}
 
 
-def hf_model(weights, args: ModelArgs, tied: bool):
-    """LlamaForCausalLM in float32 with eager attention, holding exactly our weights."""
+def hf_config(args: ModelArgs, tied: bool = False, **overrides):
+    """A `transformers.LlamaConfig` for the same model, with Llama 3.1's RoPE scaling if used.
+
+    transformers 5 spells RoPE settings `rope_parameters` (4.x: `rope_theta` + `rope_scaling`);
+    rope_type "llama3" is exactly `model.scale_rope_frequencies`.
+    """
+    from transformers import LlamaConfig
+
+    rope = {"rope_type": "default", "rope_theta": args.rope_theta}
+    if args.use_scaled_rope:
+        rope.update(rope_type="llama3", factor=args.rope_scale_factor, low_freq_factor=args.rope_low_freq_factor,
+                    high_freq_factor=args.rope_high_freq_factor,
+                    original_max_position_embeddings=args.rope_original_max_seq_len)
+    fields = dict(
+        vocab_size=args.vocab_size, hidden_size=args.dim, intermediate_size=args.hidden_dim,
+        num_hidden_layers=args.n_layers, num_attention_heads=args.n_heads, num_key_value_heads=args.n_kv_heads,
+        head_dim=args.head_dim, hidden_act="silu", max_position_embeddings=args.max_seq_len,
+        rms_norm_eps=args.norm_eps, rope_parameters=rope, tie_word_embeddings=tied,
+        attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
+    )
+    fields.update(overrides)
+    return LlamaConfig(**fields)
+
+
+def hf_model(weights, args: ModelArgs, tied: bool, *, attn: str = "eager", dtype: torch.dtype = torch.float32,
+             device="cpu"):
+    """transformers' LlamaForCausalLM holding exactly our weights, in `dtype` (a full copy, as
+    transformers keeps them); eager attention by default: the plain softmax(q·kᵀ/√d)·v, whose
+    weights it can return. The one place that builds it: parity, tests and the benchmark use it."""
     from transformers import LlamaForCausalLM
 
-    config = hf.hf_config(args, tied=tied)
-    config._attn_implementation = "eager"  # the plain softmax(q·kᵀ/√d)·v, whose weights it can return
+    config = hf_config(args, tied=tied)
+    config._attn_implementation = attn
     try:  # skip the random initialisation (seconds for a 128k vocabulary): every weight is loaded next
         from transformers.initialization import no_init_weights
     except ImportError:
         no_init_weights = contextlib.nullcontext
     with no_init_weights():
         model = LlamaForCausalLM(config).eval()
-    state = {name: w.float() for name, w in hf.meta_to_hf_state_dict(weights, args).items()}
+    state = {name: w.to(device=device, dtype=dtype) for name, w in hf.meta_to_hf_state_dict(weights, args).items()}
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)  # assign: no second copy
     if tied:
         model.tie_weights()  # lm_head.weight = the embeddings just assigned (no_init_weights skipped it)
@@ -84,7 +112,7 @@ def hf_model(weights, args: ModelArgs, tied: bool):
         raise RuntimeError(f"state dict does not fit LlamaForCausalLM: missing {missing}, unexpected {unexpected}")
     if tied and model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr():
         raise RuntimeError("tie_word_embeddings did not tie lm_head to embed_tokens")
-    return model
+    return model.to(device)  # the buffers (RoPE's inv_freq) too
 
 
 def _batch_item(output) -> torch.Tensor:
@@ -186,9 +214,8 @@ class Result:
 
 def measure(config: ParityConfig, ckpt_dir: str | Path | None = None) -> Result:
     """Synthesize (seed 0) or load the config's checkpoint, run both, and compare."""
-    from .checkpoint import load_checkpoint
+    from .formats import load_checkpoint
     from .synthesize import synthesize
-    from .tokenizer import load_tokenizer
     from .trace import run_trace
 
     with contextlib.ExitStack() as stack:
@@ -196,7 +223,7 @@ def measure(config: ParityConfig, ckpt_dir: str | Path | None = None) -> Result:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="llama3-parity-"))
             ckpt_dir = synthesize(config.args, seed=0, out_dir=Path(tmp) / config.name, tied=config.tied)
         ckpt = load_checkpoint(ckpt_dir)
-        tokens = config.tokens(load_tokenizer(ckpt.path))
+        tokens = config.tokens(ckpt.tokenizer)
         ours = run_trace(tokens, ckpt.weights, ckpt.args, dtype=torch.float32, path="literal")
         theirs = hf_trace(hf_model(ckpt.weights, ckpt.args, config.tied), tokens)
         errors = relative_errors(ours, theirs)
@@ -231,10 +258,3 @@ def markdown_table(results: list[Result]) -> str:
     lines.append("| `next_token` | " + " | ".join(
         f"{a} {'=' if a == b else '≠'} {b}" for a, b in (r.next_token for r in results)) + " |")
     return "\n".join(lines) + "\n"
-
-
-def check_out_path(out: str | Path) -> Path:
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise InputError(f"{out.parent}: no such directory")
-    return out

@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 from . import config
-from .checkpoint import expected_shapes
-from .config import ModelArgs, save_params
-from .errors import InputError
-from .shards import check_shardable, shard_slice
+from .config import ModelArgs, expected_shapes, save_params
+from .errors import InputError, is_int
+from .formats.shards import check_shardable, shard_slice
 
 
 def _random_tensor(name: str, shape: tuple[int, ...], args: ModelArgs, seed: int,
@@ -78,7 +77,7 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
         args = config.preset(preset, n_layers)
     if tied is None:
         tied = isinstance(preset, str) and preset in config.TIED_PRESETS
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     check_shardable(args, n_shards)
     out_dir = Path(out_dir).expanduser()

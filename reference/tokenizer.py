@@ -28,6 +28,7 @@ from pathlib import Path
 import tiktoken
 
 from .errors import InputError
+from .files import check_not_lfs_pointer
 
 LLAMA3_TOKENIZER_SHA256 = "82e9d31979e92ab929cd544440f129d9ecd797b69e327f80f17e1c50d5551b55"
 HUB_REPO, HUB_FILE = "meta-llama/Meta-Llama-3-8B", "original/tokenizer.model"
@@ -89,9 +90,7 @@ def _read(path: Path) -> bytes:
         raise InputError(f"{path}: not found (expected Meta's tokenizer.model)") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
-    if data.startswith(b"version https://git-lfs"):
-        raise InputError(f"{path}: is a Git LFS pointer, not the file; run `git lfs pull` in its "
-                         "repository or download tokenizer.model again")
+    check_not_lfs_pointer(path, data, "run `git lfs pull` in its repository or download tokenizer.model again")
     return data
 
 

@@ -7,8 +7,6 @@ in pipeline order, with their shapes: `trace_shapes(args, T)` is the contract in
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +15,65 @@ import torch
 from . import batched, model
 from .config import ModelArgs
 from .errors import InputError
+from .files import check_out_dir, read_npz, write_atomic
 
-LAYER_STEPS = ("attention_norm", "q", "k", "v", "q_rotated", "k_rotated", "scores", "attention_weights",
-               "attention", "attention_out", "h", "ffn_norm", "ffn_out", "out")
+# The contract of ../shared/TRACE.md in code: every name in pipeline order, with its shape in
+# TRACE.md's letters and what it is, in the words `walk` prints. Everything that lists trace
+# names (walk, goldens, parity, the docs) derives its list from these three tables.
+STEPS = {
+    "tokens": ("T", "tokens: the prompt as BPE token ids, <|begin_of_text|> first"),
+    "embeddings": ("T D", "token embeddings: one row of tok_embeddings.weight per token"),
+    "freqs_cis": ("T d/2 2", "RoPE: cos and sin of m·θ_j for position m, pair j"),
+}
+LAYER_STEPS = {  # each recorded as layers.{i}.{step}
+    "attention_norm": ("T D", "RMSNorm of the layer input"),
+    "q": ("H T d", "queries per head, before RoPE"),
+    "k": ("K T d", "keys per kv head, before RoPE"),
+    "v": ("K T d", "values per kv head"),
+    "q_rotated": ("H T d", "queries after RoPE"),
+    "k_rotated": ("K T d", "keys after RoPE"),
+    "scores": ("H T T", "q·kᵀ/√d with the causal mask"),
+    "attention_weights": ("H T T", "softmax of the scores"),
+    "attention": ("T H·d", "all heads' outputs side by side"),
+    "attention_out": ("T D", "after wo"),
+    "h": ("T D", "residual: layer input + attention"),
+    "ffn_norm": ("T D", "RMSNorm of h"),
+    "ffn_out": ("T D", "SwiGLU feed-forward: w2(silu(w1·x) ⊙ w3·x)"),
+    "out": ("T D", "residual: h + feed-forward = the layer's output"),
+}
+FINAL_STEPS = {
+    "norm": ("T D", "final RMSNorm"),
+    "logits": ("T V", "logits: a score for every token of the vocabulary"),
+    "next_token": ("", "the next token: argmax of the last row of logits"),
+}
+
+
+def step(name: str) -> str:
+    """'layers.3.q_rotated' -> 'q_rotated'; 'logits' stays 'logits'."""
+    return name.rsplit(".", 1)[-1]
+
+
+def describe_step(name: str) -> str:
+    """What a trace name is, in the walk-through's words: 'layers.0.h' -> 'residual: layer input + attention'."""
+    for table in (STEPS, LAYER_STEPS, FINAL_STEPS):
+        if step(name) in table:
+            return table[step(name)][1]
+    return ""
 
 
 def trace_shapes(args: ModelArgs, n_tokens: int) -> dict[str, tuple[int, ...]]:
     """Every trace name in pipeline order, with its shape for a prompt of `n_tokens` tokens."""
-    T, H, K, D, d, V = n_tokens, args.n_heads, args.n_kv_heads, args.dim, args.head_dim, args.vocab_size
-    layer_shapes = {"attention_norm": (T, D), "q": (H, T, d), "k": (K, T, d), "v": (K, T, d),
-                    "q_rotated": (H, T, d), "k_rotated": (K, T, d), "scores": (H, T, T),
-                    "attention_weights": (H, T, T), "attention": (T, H * d), "attention_out": (T, D),
-                    "h": (T, D), "ffn_norm": (T, D), "ffn_out": (T, D), "out": (T, D)}
-    shapes = {"tokens": (T,), "embeddings": (T, D), "freqs_cis": (T, d // 2, 2)}
+    H, K, d = args.n_heads, args.n_kv_heads, args.head_dim
+    sizes = {"T": n_tokens, "D": args.dim, "H": H, "K": K, "d": d, "d/2": d // 2, "H·d": H * d, "V": args.vocab_size,
+             "2": 2}
+
+    def shape(letters: str) -> tuple[int, ...]:
+        return tuple(sizes[letter] for letter in letters.split())
+
+    shapes = {name: shape(letters) for name, (letters, _) in STEPS.items()}
     for i in range(args.n_layers):
-        shapes.update({f"layers.{i}.{step}": layer_shapes[step] for step in LAYER_STEPS})
-    shapes.update({"norm": (T, D), "logits": (T, V), "next_token": ()})
+        shapes.update({f"layers.{i}.{name}": shape(letters) for name, (letters, _) in LAYER_STEPS.items()})
+    shapes.update({name: shape(letters) for name, (letters, _) in FINAL_STEPS.items()})
     return shapes
 
 
@@ -79,33 +120,12 @@ def save_trace(trace: dict[str, torch.Tensor], out: str | Path) -> Path:
     return write_atomic(out, buffer.getvalue())
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write beside `path`, then rename over it: an interrupted write leaves the old file whole."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; ours are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def check_trace_path(out: str | Path) -> Path:
     """Checked before the pass runs, so a typo does not cost a whole forward pass."""
     out = Path(out)
     if out.suffix != ".npz":
         raise InputError(f"{out}: the trace is written as .npz; give a file name ending in .npz")
-    if not out.parent.is_dir():
-        raise InputError(f"{out.parent}: no such directory")
-    return out
+    return check_out_dir(out)
 
 
-def load_trace(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        return {name: f[name] for name in f.files}
+load_trace = read_npz  # a trace file is a plain .npz, one array per name

@@ -2,7 +2,7 @@
 
 import pytest
 
-from reference.checkpoint import load_checkpoint
+from reference.formats import load_checkpoint
 from reference.synthesize import synthesize
 
 

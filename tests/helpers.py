@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from reference.checkpoint import load_checkpoint
+from reference.formats import load_checkpoint
 from reference.errors import InputError
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from reference import batched, model
-from reference.model import linear
+from reference import batched, model, upcast
+from reference.upcast import linear
 from reference.trace import run_trace
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
@@ -37,8 +37,8 @@ def test_batched_fused_attention_without_trace_gives_the_literal_logits(tiny):
 
 @pytest.mark.parametrize("n_tokens", [1, 17])
 def test_linear_upcasting_slice_by_slice_equals_one_product(n_tokens, monkeypatch):
-    monkeypatch.setattr(model, "SLICE_BYTES_FEW_TOKENS", 64 * 4 * 16)  # 16 rows a slice: many slices
-    monkeypatch.setattr(model, "SLICE_BYTES_MANY_TOKENS", 64 * 4 * 16)
+    monkeypatch.setattr(upcast, "SLICE_BYTES_FEW_TOKENS", 64 * 4 * 16)  # 16 rows a slice: many slices
+    monkeypatch.setattr(upcast, "SLICE_BYTES_MANY_TOKENS", 64 * 4 * 16)
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(n_tokens, 64, generator=g), torch.randn(1000, 64, generator=g).bfloat16()
     out = linear(x, w, torch.float32, "cpu")
@@ -54,7 +54,7 @@ def test_linear_in_the_weights_dtype_multiplies_directly():
 
 @pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "emulated-bf16"])
 def test_bfloat16_linear_is_the_float32_product_rounded_with_or_without_native_bf16(native, monkeypatch):
-    monkeypatch.setattr(model, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(upcast, "cpu_has_native_bf16", lambda: native)
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(3, 256, generator=g).bfloat16(), torch.randn(40, 256, generator=g).bfloat16()
     out = linear(x, w, torch.bfloat16, "cpu")

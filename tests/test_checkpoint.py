@@ -1,4 +1,4 @@
-"""reference/checkpoint.py: Meta's on-disk format, read, checked, synthesized and fetched.
+"""reference/formats/meta.py: Meta's on-disk format, read and checked.
 
 Every test writes real files under tmp_path; nothing is mocked and nothing goes to the network.
 """
@@ -7,25 +7,17 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
-import huggingface_hub
-import httpx2
 import pytest
 import torch
-from huggingface_hub.utils import OfflineModeIsEnabled, hf_raise_for_status
 
-from reference.checkpoint import Checkpoint, expected_shapes, load_checkpoint
-from reference.hub import _explain_hub_error, download, resolve_checkpoint
-from reference.synthesize import builtin_checkpoint, cache_dir, synthesize
-from reference.config import PRESETS, ModelArgs, preset
+from reference.formats import load_checkpoint
+from reference.synthesize import synthesize
+from reference.config import ModelArgs
 from reference.errors import InputError
 
 from helpers import one_line_error, refused, rss_anon
-
-REPO = "meta-llama/Meta-Llama-3-8B"
-
 
 def sha256s(directory: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
@@ -42,101 +34,6 @@ def write_checkpoint(tiny_dir: Path, out: Path, weights=None, params: dict | Non
     else:
         shutil.copy(tiny_dir / "consolidated.00.pth", out)
     return out
-
-
-# --- names and shapes ---
-
-
-def test_expected_shapes_of_llama3_8b():
-    shapes = expected_shapes(PRESETS["llama3-8b"])
-    assert shapes["tok_embeddings.weight"] == (128256, 4096)
-    assert shapes["layers.0.attention.wq.weight"] == (4096, 4096)
-    assert shapes["layers.0.attention.wk.weight"] == (1024, 4096)
-    assert shapes["layers.31.attention.wv.weight"] == (1024, 4096)
-    assert shapes["layers.7.feed_forward.w1.weight"] == (14336, 4096)
-    assert shapes["layers.7.feed_forward.w2.weight"] == (4096, 14336)
-    assert shapes["layers.31.ffn_norm.weight"] == (4096,)
-    assert shapes["output.weight"] == (128256, 4096)
-    assert len(shapes) == 2 + 9 * 32 + 1
-
-
-def test_expected_shapes_are_in_metas_order():
-    names = list(expected_shapes(preset("tiny", n_layers=1)))
-    assert names == [
-        "tok_embeddings.weight",
-        "layers.0.attention.wq.weight", "layers.0.attention.wk.weight",
-        "layers.0.attention.wv.weight", "layers.0.attention.wo.weight",
-        "layers.0.feed_forward.w1.weight", "layers.0.feed_forward.w2.weight", "layers.0.feed_forward.w3.weight",
-        "layers.0.attention_norm.weight", "layers.0.ffn_norm.weight",
-        "norm.weight", "output.weight",
-    ]
-
-
-# --- synthesize ---
-
-
-def test_synthesize_then_load_round_trips(tiny_dir, tiny):
-    assert isinstance(tiny, Checkpoint)
-    assert tiny.path == tiny_dir
-    assert tiny.args == PRESETS["tiny"]
-    assert tiny.tokenizer_path == tiny_dir / "tokenizer.model"
-    assert not tiny.tied and tiny.output_name == "output.weight"
-    raw = torch.load(tiny_dir / "consolidated.00.pth", weights_only=True)
-    assert all(torch.equal(raw[name], tiny.weights[name]) for name in raw)
-
-
-def test_synthesized_file_has_exactly_metas_names_in_bf16(tiny_dir):
-    raw = torch.load(tiny_dir / "consolidated.00.pth", weights_only=True)
-    assert list(raw) == list(expected_shapes(PRESETS["tiny"]))
-    assert {t.dtype for t in raw.values()} == {torch.bfloat16}
-    assert sorted(p.name for p in tiny_dir.iterdir()) == ["consolidated.00.pth", "params.json", "tokenizer.model"]
-
-
-def test_synthesized_weights_have_the_documented_scales(tiny):
-    w = {name: t.float() for name, t in tiny.weights.items()}
-    D = tiny.args.dim
-    assert w["tok_embeddings.weight"].std().item() == pytest.approx(1.0, rel=0.01)
-    assert w["layers.0.attention.wq.weight"].std().item() == pytest.approx(D**-0.5, rel=0.05)
-    assert w["layers.0.feed_forward.w2.weight"].std().item() == pytest.approx(tiny.args.hidden_dim**-0.5, rel=0.05)
-    assert w["output.weight"].std().item() == pytest.approx(D**-0.5, rel=0.01)
-    norm = w["layers.3.ffn_norm.weight"]
-    assert 0.9 <= norm.min().item() and norm.max().item() <= 1.1
-
-
-def test_same_seed_writes_the_same_bytes(tiny_dir, tmp_path):
-    again = synthesize("tiny", seed=0, out_dir=tmp_path / "again")
-    assert sha256s(again) == sha256s(tiny_dir)
-
-
-def test_different_seed_writes_different_weights(tiny_dir, tmp_path):
-    other = sha256s(synthesize("tiny", seed=1, out_dir=tmp_path / "seed1"))
-    ours = sha256s(tiny_dir)
-    assert other["consolidated.00.pth"] != ours["consolidated.00.pth"]
-    assert other["params.json"] == ours["params.json"] and other["tokenizer.model"] == ours["tokenizer.model"]
-
-
-def test_a_tensor_does_not_depend_on_the_number_of_layers(tiny, tmp_path):
-    one_layer = load_checkpoint(synthesize("tiny", seed=0, out_dir=tmp_path / "one", n_layers=1))
-    for name in ("tok_embeddings.weight", "layers.0.attention.wk.weight", "layers.0.ffn_norm.weight", "output.weight"):
-        assert torch.equal(one_layer.weights[name], tiny.weights[name]), name
-
-
-def test_synthesize_refuses_a_non_empty_out_dir(tmp_path):
-    out = tmp_path / "mine"
-    out.mkdir()
-    (out / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError) as excinfo:
-        synthesize("tiny", seed=0, out_dir=out)
-    one_line_error(excinfo, str(out), "not empty")
-    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
-    assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no half-written temp dir left beside it
-
-
-def test_synthesize_fills_an_existing_empty_dir(tmp_path):
-    (tmp_path / "empty").mkdir()
-    out = synthesize("tiny", seed=0, out_dir=tmp_path / "empty", n_layers=1)
-    assert (out / "consolidated.00.pth").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
 
 
 def test_tied_checkpoint_without_output_weight_loads(tmp_path):
@@ -156,7 +53,7 @@ def test_directory_without_tokenizer_model_uses_the_bundled_one(tiny_dir, tmp_pa
     d = write_checkpoint(tiny_dir, tmp_path / "ckpt")
     (d / "tokenizer.model").unlink()
     ckpt = load_checkpoint(d)
-    assert ckpt.tokenizer_path.name == "tokenizer.model" and ckpt.tokenizer_path.parent != d
+    assert ckpt.tokenizer.path.name == "tokenizer.model" and ckpt.tokenizer.path.parent != d.resolve()
 
 
 def test_load_maps_the_file_instead_of_reading_it_into_memory(tmp_path):
@@ -295,107 +192,3 @@ def test_hugging_face_repo_root_points_to_its_original_folder(tiny_dir, tmp_path
     write_checkpoint(tiny_dir, tmp_path / "repo" / "original")
     (tmp_path / "repo" / "config.json").write_text("{}")
     refused(tmp_path / "repo", str(tmp_path / "repo" / "original"))
-
-
-# --- the cache and resolve_checkpoint ---
-
-
-def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("LLAMA3_REFERENCE_CACHE", str(tmp_path / "ours"))
-    assert cache_dir() == tmp_path / "ours"
-    monkeypatch.delenv("LLAMA3_REFERENCE_CACHE")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_dir() == tmp_path / "xdg" / "llama3-reference"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    assert cache_dir() == Path.home() / ".cache" / "llama3-reference"
-
-
-def test_builtin_checkpoint_is_made_once_and_reused(monkeypatch, tmp_path, tiny_dir):
-    monkeypatch.setenv("LLAMA3_REFERENCE_CACHE", str(tmp_path))
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(builtin_checkpoint())) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == [tmp_path / "tiny-seed0"] * 2
-    assert [p.name for p in tmp_path.iterdir()] == ["tiny-seed0"]  # no temp dir left behind
-    first = (tmp_path / "tiny-seed0" / "consolidated.00.pth").stat().st_mtime_ns
-    assert resolve_checkpoint("tiny") == tmp_path / "tiny-seed0"
-    assert (tmp_path / "tiny-seed0" / "consolidated.00.pth").stat().st_mtime_ns == first
-    assert sha256s(tmp_path / "tiny-seed0") == sha256s(tiny_dir)
-
-
-def test_resolve_checkpoint_returns_an_existing_directory(tiny_dir):
-    assert resolve_checkpoint(str(tiny_dir)) == tiny_dir
-
-
-def test_resolve_checkpoint_refuses_a_file(tiny_dir):
-    with pytest.raises(InputError) as excinfo:
-        resolve_checkpoint(str(tiny_dir / "params.json"))
-    one_line_error(excinfo, str(tiny_dir / "params.json"), "is a file")
-
-
-@pytest.mark.parametrize("spec", ["{tmp}/nope", "./nope", "../nope/x", "a/b/c"])
-def test_resolve_checkpoint_refuses_a_missing_directory(spec, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    spec = spec.format(tmp=tmp_path)
-    with pytest.raises(InputError) as excinfo:
-        resolve_checkpoint(spec)
-    one_line_error(excinfo, spec, "no such checkpoint directory")
-
-
-# --- the Hub, without the network ---
-
-
-def hub_error(status: int, url: str = f"https://huggingface.co/api/models/{REPO}/revision/main", **headers):
-    """The exception huggingface_hub itself raises for this HTTP response."""
-    response = httpx2.Response(status, headers=headers, request=httpx2.Request("GET", url))
-    with pytest.raises(Exception) as excinfo:
-        hf_raise_for_status(response)
-    return excinfo.value
-
-
-@pytest.mark.parametrize("exc, says", [
-    (hub_error(403, **{"X-Error-Code": "GatedRepo"}), f"request access at https://huggingface.co/{REPO}"),
-    (hub_error(401, **{"X-Error-Code": "GatedRepo"}), "hf auth login"),
-    (hub_error(401), "hf auth login"),
-    (hub_error(404, **{"X-Error-Code": "RepoNotFound"}), "no such repo"),
-    (hub_error(401, **{"X-Error-Message": "Invalid credentials in Authorization header"}), "unauthorised"),
-    (OfflineModeIsEnabled("offline"), "HF_HUB_OFFLINE"),
-    (httpx2.ConnectError("[Errno -3] Temporary failure in name resolution"), "cannot reach huggingface.co"),
-], ids=["gated-403", "gated-401", "not-logged-in", "not-found", "bad-token", "offline", "no-connection"])
-def test_hub_errors_become_one_line(exc, says):
-    error = _explain_hub_error(REPO, exc)
-    assert isinstance(error, InputError)
-    assert "\n" not in str(error) and str(error).startswith(f"{REPO}: ") and says in str(error), str(error)
-
-
-def test_download_when_offline_says_so(monkeypatch, tmp_path):
-    # huggingface_hub reads HF_HUB_OFFLINE once, at import, into constants.HF_HUB_OFFLINE.
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(InputError) as excinfo:
-        download(REPO, out_dir=tmp_path / "dl")
-    one_line_error(excinfo, REPO, "HF_HUB_OFFLINE")
-
-
-def test_resolve_checkpoint_downloads_a_hub_id(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # so "meta-llama/..." is not a local path
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(InputError) as excinfo:
-        resolve_checkpoint("meta-llama/Llama-3.2-1B-Instruct-not-cached")
-    one_line_error(excinfo, "meta-llama/Llama-3.2-1B-Instruct-not-cached", "HF_HUB_OFFLINE")
-
-
-def test_synthesis_through_scratch_files_writes_the_same_bytes(tmp_path, monkeypatch):
-    """Large models are generated into memory-mapped scratch files; the bytes must not change."""
-    from reference import synthesize as synthesis
-
-    args = preset("tiny").replace(n_layers=1)
-    in_ram = synthesize(args, seed=5, out_dir=tmp_path / "ram")
-    monkeypatch.setattr(synthesis, "SCRATCH_ABOVE", 0)
-    via_files = synthesize(args, seed=5, out_dir=tmp_path / "files")
-    digest = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir()}  # noqa: E731
-    assert digest(via_files) == digest(in_ram)
-    assert sorted(p.name for p in via_files.iterdir()) == ["consolidated.00.pth", "params.json", "tokenizer.model"]

@@ -1,10 +1,10 @@
-"""ModelArgs: presets, derived sizes and params.json validation."""
+"""ModelArgs: presets, derived sizes (expected_shapes included) and params.json validation."""
 
 import json
 
 import pytest
 
-from reference.config import PRESETS, ModelArgs, load_params, preset, save_params
+from reference.config import PRESETS, ModelArgs, expected_shapes, load_params, preset, save_params
 from reference.errors import InputError
 
 LLAMA3_8B_PARAMS = {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256,
@@ -110,3 +110,31 @@ def test_params_json_that_is_not_json_is_reported_with_its_position(tmp_path):
 def test_missing_params_json_is_reported(tmp_path):
     with pytest.raises(InputError, match="params.json: not found"):
         load_params(tmp_path / "params.json")
+
+
+# --- names and shapes ---
+
+
+def test_expected_shapes_of_llama3_8b():
+    shapes = expected_shapes(PRESETS["llama3-8b"])
+    assert shapes["tok_embeddings.weight"] == (128256, 4096)
+    assert shapes["layers.0.attention.wq.weight"] == (4096, 4096)
+    assert shapes["layers.0.attention.wk.weight"] == (1024, 4096)
+    assert shapes["layers.31.attention.wv.weight"] == (1024, 4096)
+    assert shapes["layers.7.feed_forward.w1.weight"] == (14336, 4096)
+    assert shapes["layers.7.feed_forward.w2.weight"] == (4096, 14336)
+    assert shapes["layers.31.ffn_norm.weight"] == (4096,)
+    assert shapes["output.weight"] == (128256, 4096)
+    assert len(shapes) == 2 + 9 * 32 + 1
+
+
+def test_expected_shapes_are_in_metas_order():
+    names = list(expected_shapes(preset("tiny", n_layers=1)))
+    assert names == [
+        "tok_embeddings.weight",
+        "layers.0.attention.wq.weight", "layers.0.attention.wk.weight",
+        "layers.0.attention.wv.weight", "layers.0.attention.wo.weight",
+        "layers.0.feed_forward.w1.weight", "layers.0.feed_forward.w2.weight", "layers.0.feed_forward.w3.weight",
+        "layers.0.attention_norm.weight", "layers.0.ffn_norm.weight",
+        "norm.weight", "output.weight",
+    ]

@@ -13,11 +13,12 @@ import torch
 from transformers import LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-from reference import batched, config, generate
-from reference.checkpoint import load_checkpoint
+from reference import batched, config, parity
+from reference.formats import load_checkpoint
 from reference.synthesize import synthesize
 from reference.config import PRESETS, TIED_PRESETS, ModelArgs, load_params
-from reference.hf import args_from_hf_config, hf_config, meta_to_hf_state_dict
+from reference.formats.hf import args_from_hf_config
+from reference.parity import hf_config
 from reference.model import rope_frequencies
 from reference.trace import run_trace, trace_shapes
 
@@ -91,10 +92,7 @@ def shrunk(args: ModelArgs, n_layers: int = 1) -> ModelArgs:
 
 def hf_model(ckpt) -> LlamaForCausalLM:
     """transformers' LlamaForCausalLM (float32, eager attention) holding `ckpt`'s weights."""
-    model = LlamaForCausalLM(hf_config(ckpt.args, tied=ckpt.tied, attn_implementation="eager")).eval()
-    result = model.load_state_dict(meta_to_hf_state_dict(ckpt.weights, ckpt.args), strict=False)
-    assert result.unexpected_keys == [] and result.missing_keys == (["lm_head.weight"] if ckpt.tied else [])
-    return model
+    return parity.hf_model(ckpt.weights, ckpt.args, ckpt.tied)
 
 
 # --- every variant loads ---
@@ -165,7 +163,7 @@ def test_scaled_rope_checkpoint_matches_transformers_llama3_rope_over_500_tokens
         theirs = hf_model(ckpt)(tokens[None]).logits[0]  # [T, V]
     assert (ours - theirs).abs().max() < 1e-4
     assert torch.equal(ours.argmax(-1), theirs.argmax(-1))  # the next token, at every one of 500 positions
-    unscaled = generate.forward_uncached(tokens, ckpt.weights, ckpt.args.replace(use_scaled_rope=False))  # [V]
+    unscaled = batched.forward(tokens, ckpt.weights, ckpt.args.replace(use_scaled_rope=False), last_only=True)[0]  # [V]
     assert (unscaled - theirs[-1]).abs().max() > 1e-2  # so the scaling matters over these positions
 
 

@@ -9,7 +9,8 @@ import torch
 from reference import batched
 from reference.cli import main
 from reference.errors import InputError
-from reference.generate import KVCache, TextStream, chat_tokens, forward_cached, generate, sample_top_p
+from reference.batched import KVCache
+from reference.generate import TextStream, chat_tokens, generate, sample_top_p
 from reference.tokenizer import load_tokenizer
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
@@ -18,6 +19,11 @@ PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 
 @pytest.fixture(scope="module")
 def tokenizer():
     return load_tokenizer()
+
+
+def cached(tokens, start, tiny, cache, dtype=torch.float32):
+    """The next token's logits [V] after `tokens` at positions start …, through `cache`."""
+    return batched.forward(tokens, tiny.weights, tiny.args, dtype=dtype, cache=cache, start=start, last_only=True)[0]
 
 
 def run(tiny, n, **options):
@@ -35,18 +41,17 @@ def greedy(tiny):
 
 def test_prefill_logits_equal_the_full_forward_pass(tiny):
     cache = KVCache.allocate(tiny.args, len(PROMPT), torch.float32)
-    logits = forward_cached(torch.tensor(PROMPT), 0, tiny.weights, tiny.args, cache)
+    logits = cached(torch.tensor(PROMPT), 0, tiny, cache)
     torch.testing.assert_close(logits, batched.forward(torch.tensor(PROMPT), tiny.weights, tiny.args)[-1])
 
 
 def test_causal_mask_is_right_when_fewer_queries_than_keys(tiny):
     """Prefill in two chunks (5 queries against 17 keys the second time) equals one prefill."""
     tokens = torch.tensor(PROMPT)
-    whole = forward_cached(tokens, 0, tiny.weights, tiny.args, KVCache.allocate(tiny.args, 17, torch.float64),
-                           dtype=torch.float64)
+    whole = cached(tokens, 0, tiny, KVCache.allocate(tiny.args, 17, torch.float64), dtype=torch.float64)
     cache = KVCache.allocate(tiny.args, 17, torch.float64)
-    forward_cached(tokens[:12], 0, tiny.weights, tiny.args, cache, dtype=torch.float64)
-    chunked = forward_cached(tokens[12:], 12, tiny.weights, tiny.args, cache, dtype=torch.float64)
+    cached(tokens[:12], 0, tiny, cache, dtype=torch.float64)
+    chunked = cached(tokens[12:], 12, tiny, cache, dtype=torch.float64)
     torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
 
 
@@ -63,12 +68,9 @@ def test_cache_holds_exactly_the_positions_that_are_fed_back(tiny):
 
 
 def test_greedy_generation_equals_transformers_generate(tiny, greedy):
-    from transformers import LlamaForCausalLM
+    from reference.parity import hf_model
 
-    from reference.hf import hf_config, meta_to_hf_state_dict
-
-    model = LlamaForCausalLM(hf_config(tiny.args, attn_implementation="eager")).eval()  # float32
-    model.load_state_dict(meta_to_hf_state_dict(tiny.weights, tiny.args), strict=True)
+    model = hf_model(tiny.weights, tiny.args, tied=False)  # float32, eager attention
     with torch.no_grad():
         out = model.generate(torch.tensor([PROMPT]), attention_mask=torch.ones(1, len(PROMPT), dtype=torch.long),
                              max_new_tokens=32, do_sample=False, eos_token_id=None, pad_token_id=0)

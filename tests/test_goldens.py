@@ -21,9 +21,10 @@ from pytest_regressions.common import check_text_files, perform_regression_check
 from pytest_regressions.ndarrays_regression import NDArraysRegressionFixture
 
 from reference import batched, goldens, model
-from reference.checkpoint import load_checkpoint
+from reference.formats import load_checkpoint
 from reference.synthesize import synthesize
-from reference.cli import WALKTHROUGH_PROMPT, main
+from reference import WALKTHROUGH_PROMPT
+from reference.cli import main
 from reference.config import ModelArgs
 from reference.errors import InputError
 from reference.tokenizer import load_tokenizer
@@ -74,9 +75,9 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def computed(tiny, tokenizer):
+def computed(tiny):
     """name -> (golden arrays, token listing) of this checkout's pass, for every prompt."""
-    return {name: goldens.compute(text, tiny, tokenizer) for name, text in PROMPTS.items()}
+    return {name: goldens.compute(text, tiny) for name, text in PROMPTS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +193,8 @@ def test_wrong_kv_head_index_is_caught_at_layer_0_k(tiny, walkthrough_golden, mo
 
 def test_kv_heads_tiled_instead_of_interleaved_is_caught_at_layer_0_scores(tiny, walkthrough_golden, monkeypatch):
     # The batched path's version of the same mistake: repeat gives kv heads 0 1 0 1 …, not 0 0 0 0 1 1 1 1.
-    buggy = mutated(batched.attention_batched, "k_rot.repeat_interleave(args.n_rep, dim=0)",
-                    "k_rot.repeat(args.n_rep, 1, 1)")
+    buggy = mutated(batched.attention_batched, "keys = keys.repeat_interleave(args.n_rep, dim=0)",
+                    "keys = keys.repeat(args.n_rep, 1, 1)")
     monkeypatch.setattr(batched, "attention_batched", buggy)
     message = divergence(tiny, walkthrough_golden, path="batched")
     assert message.startswith("layers.0.scores: max abs err"), message
@@ -448,5 +449,5 @@ def test_real_8b_predicts_42(real_8b, real_8b_trace):
     "$LLAMA3_REFERENCE_8B --out DIR walkthrough` to compare the 8B against its own goldens"))
 def test_real_8b_matches_its_goldens(real_8b):
     golden = goldens.read_npz(Path(REAL_8B_GOLDENS) / "walkthrough.npz")
-    arrays, _ = goldens.compute(PROMPTS["walkthrough"], real_8b, load_tokenizer(real_8b.path))
+    arrays, _ = goldens.compute(PROMPTS["walkthrough"], real_8b)
     assert goldens.first_divergence(golden, arrays) is None

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlamaForCausalLM
-
-from reference.checkpoint import load_checkpoint
+from reference.formats import load_checkpoint
 from reference.synthesize import synthesize
 from reference.config import PRESETS
 from reference.errors import InputError
-from reference.hf import hf_config, meta_to_hf_state_dict
+from reference.parity import hf_model
 from reference.trace import run_trace
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
@@ -21,9 +19,8 @@ PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 
 
 def save_hf(ckpt, out: Path, **save_options) -> Path:
     """`ckpt` as transformers writes a LlamaForCausalLM: bf16 safetensors and config.json."""
-    model = LlamaForCausalLM(hf_config(ckpt.args, tied=ckpt.tied))
-    model.load_state_dict(meta_to_hf_state_dict(ckpt.weights, ckpt.args), strict=not ckpt.tied)
-    model.to(torch.bfloat16).save_pretrained(out, **save_options)
+    model = hf_model(ckpt.weights, ckpt.args, ckpt.tied, dtype=torch.bfloat16)
+    model.save_pretrained(out, **save_options)
     return out
 
 

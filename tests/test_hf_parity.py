@@ -10,9 +10,11 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from reference import hf, parity
+from reference import parity
+from reference.formats import hf
 from reference.synthesize import synthesize
-from reference.cli import WALKTHROUGH_PROMPT, main
+from reference import WALKTHROUGH_PROMPT
+from reference.cli import main
 from reference.config import PRESETS, ModelArgs
 from reference.errors import InputError
 from reference.tokenizer import load_tokenizer
@@ -95,7 +97,7 @@ def test_state_dict_round_trips_bit_for_bit(tiny):
 
 def test_hf_names_and_shapes_are_llama_for_causal_lms(tiny):
     with torch.device("meta"):  # shapes only, no memory
-        expected = LlamaForCausalLM(hf.hf_config(tiny.args)).state_dict()
+        expected = LlamaForCausalLM(parity.hf_config(tiny.args)).state_dict()
     converted = hf.meta_to_hf_state_dict(tiny.weights, tiny.args)
     assert {n: tuple(w.shape) for n, w in converted.items()} == {n: tuple(w.shape) for n, w in expected.items()}
 
@@ -105,7 +107,7 @@ def test_tied_checkpoint_converts_without_lm_head(tiny):
     converted = hf.meta_to_hf_state_dict(weights, tiny.args)
     assert "lm_head.weight" not in converted
     assert "output.weight" not in hf.hf_to_meta_state_dict(converted, tiny.args)
-    assert hf.hf_config(tiny.args, tied=True).tie_word_embeddings
+    assert parity.hf_config(tiny.args, tied=True).tie_word_embeddings
 
 
 def test_bare_llama_model_names_and_rotary_buffers_are_accepted(tiny):
@@ -140,7 +142,7 @@ def test_missing_hf_weight_is_an_input_error_naming_it(tiny):
 
 
 def test_hf_config_carries_llama3_rope_scaling():
-    config = hf.hf_config(PRESETS["llama3.1-8b"])
+    config = parity.hf_config(PRESETS["llama3.1-8b"])
     assert config.rope_parameters == {"rope_type": "llama3", "rope_theta": 500_000.0, "factor": 8.0,
                                       "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                       "original_max_position_embeddings": 8192}
@@ -149,12 +151,12 @@ def test_hf_config_carries_llama3_rope_scaling():
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_round_trips_through_hf_config(name):
-    assert hf.args_from_hf_config(hf.hf_config(PRESETS[name]).to_dict()) == PRESETS[name]
+    assert hf.args_from_hf_config(parity.hf_config(PRESETS[name]).to_dict()) == PRESETS[name]
 
 
 @pytest.mark.parametrize("key", ["hidden_size", "rope_scaling.factor"])
 def test_hf_config_without_a_required_key_is_an_input_error_naming_it(key):
-    config = hf.hf_config(PRESETS["llama3.1-8b"]).to_dict()
+    config = parity.hf_config(PRESETS["llama3.1-8b"]).to_dict()
     if key.startswith("rope_scaling."):
         del config["rope_parameters"][key.removeprefix("rope_scaling.")]
     else:
@@ -166,7 +168,7 @@ def test_hf_config_without_a_required_key_is_an_input_error_naming_it(key):
 def test_unusual_shapes_round_trip_through_hf_config_to_the_same_sizes():
     args = ModelArgs(dim=84, n_layers=2, n_heads=6, n_kv_heads=2, vocab_size=128_259, multiple_of=1,
                      ffn_dim_multiplier=1.3, norm_eps=1e-6, rope_theta=10_000.0)
-    back = hf.args_from_hf_config(hf.hf_config(args))
+    back = hf.args_from_hf_config(parity.hf_config(args))
     assert back.hidden_dim == args.hidden_dim == 291
     assert back.replace(multiple_of=1, ffn_dim_multiplier=1.3) == args
 

@@ -7,7 +7,7 @@ import torch
 
 from reference.config import ModelArgs
 from reference.model import (apply_rope, attention_literal, causal_mask, embed, freqs_cis, rms_norm,
-                             rope_frequencies, scale_rope_frequencies, softmax, swiglu, weight)
+                             rope_frequencies, scale_rope_frequencies, softmax, swiglu, get_weight)
 
 SMALL = ModelArgs(dim=8, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=16, rope_theta=10_000.0)
 
@@ -127,7 +127,7 @@ def test_swiglu_worked_by_hand():
 
 def test_weight_upcasts_a_copy_and_leaves_the_bf16_original():
     weights = {"w": torch.ones(2, 2, dtype=torch.bfloat16)}
-    w = weight(weights, "w", torch.float32)
+    w = get_weight(weights, "w", torch.float32)
     assert w.dtype == torch.float32 and weights["w"].dtype == torch.bfloat16
 
 

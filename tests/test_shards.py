@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from reference import model
-from reference.checkpoint import load_checkpoint
-from reference.shards import ShardedWeights, split_dim
+from reference.formats import load_checkpoint
+from reference.formats.shards import ShardedWeights, split_dim
 from reference.synthesize import synthesize
 from reference.cli import main
 from reference.errors import InputError

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference.checkpoint import load_checkpoint
+from reference.formats import load_checkpoint
 from reference.synthesize import synthesize
 from reference.config import ModelArgs, preset
 from reference.errors import InputError

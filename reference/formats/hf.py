@@ -1,4 +1,5 @@
-"""Meta's checkpoint layout <-> Hugging Face's: the name map, the q/k permutation, the config.
+"""Hugging Face's checkpoint format (config.json + model*.safetensors), read as Meta's: the name
+map, the q/k permutation, the config.
 
 The two layouts hold the same numbers under different names, with one real difference: the
 order of the rows of `wq` and `wk`. That difference is the classic cause of "my output
@@ -31,12 +32,15 @@ attention scores q·k are identical because q and k are reordered alike. A query
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Mapping
 
 import torch
 
-from .config import PRESETS, ModelArgs
-from .errors import InputError
+from ..config import PRESETS, ModelArgs, expected_shapes
+from ..errors import InputError
+from ..files import check_not_lfs_pointer, read_json
+from .checkpoint import Checkpoint, check_tensors, checked_tokenizer
 
 # Meta's name (with N for the layer) -> Hugging Face's name.
 HF_NAMES = {
@@ -127,8 +131,6 @@ def hf_to_meta_state_dict(state_dict: Mapping[str, torch.Tensor], args: ModelArg
     (layers.…). Without lm_head.weight the result has no output.weight: a tied checkpoint.
     Shapes are checked against `args`, so a config that does not fit fails here, by name.
     """
-    from .checkpoint import expected_shapes  # checkpoint imports heavy modules; keep hf.py light
-
     expected = expected_shapes(args)
     out = {}
     for name, w in state_dict.items():
@@ -151,30 +153,6 @@ def hf_to_meta_state_dict(state_dict: Mapping[str, torch.Tensor], args: ModelArg
 
 
 # --- config ---
-
-def hf_config(args: ModelArgs, tied: bool = False, **overrides):
-    """A `transformers.LlamaConfig` for the same model, with Llama 3.1's RoPE scaling if used.
-
-    transformers 5 spells RoPE settings `rope_parameters` (4.x: `rope_theta` + `rope_scaling`);
-    rope_type "llama3" is exactly `model.scale_rope_frequencies`.
-    """
-    from transformers import LlamaConfig
-
-    rope = {"rope_type": "default", "rope_theta": args.rope_theta}
-    if args.use_scaled_rope:
-        rope.update(rope_type="llama3", factor=args.rope_scale_factor, low_freq_factor=args.rope_low_freq_factor,
-                    high_freq_factor=args.rope_high_freq_factor,
-                    original_max_position_embeddings=args.rope_original_max_seq_len)
-    fields = dict(
-        vocab_size=args.vocab_size, hidden_size=args.dim, intermediate_size=args.hidden_dim,
-        num_hidden_layers=args.n_layers, num_attention_heads=args.n_heads, num_key_value_heads=args.n_kv_heads,
-        head_dim=args.head_dim, hidden_act="silu", max_position_embeddings=args.max_seq_len,
-        rms_norm_eps=args.norm_eps, rope_parameters=rope, tie_word_embeddings=tied,
-        attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
-    )
-    fields.update(overrides)
-    return LlamaConfig(**fields)
-
 
 _HF_REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size",
                 "rms_norm_eps", "max_position_embeddings")
@@ -218,3 +196,95 @@ def args_from_hf_config(config) -> ModelArgs:
         if candidate.hidden_dim == width:
             return candidate
     return ModelArgs(**fields, multiple_of=width, ffn_dim_multiplier=width / int(8 * fields["dim"] / 3))
+
+
+# --- reading a directory: config.json + model*.safetensors ---
+
+HF_WEIGHTS_GLOB = "model*.safetensors"  # model.safetensors, or model-00001-of-00004.safetensors …
+HF_INDEX = "model.safetensors.index.json"  # for several files: which file holds each tensor
+
+
+def load_hf_checkpoint(path: Path, progress: bool = False) -> Checkpoint:
+    """A Hugging Face Llama directory, as a Checkpoint in Meta's names and layout.
+
+    The safetensors files are memory-mapped (`safe_open`) like Meta's .pth files; every tensor
+    but wq and wk stays a view of the file. Those two are turned back from Hugging Face's row
+    order into Meta's (`to_adjacent_pairs`), a reshape of a transposed view that has to copy:
+    about a tenth of the model (1.3 GB of Llama 3 8B's 16 GB) ends up in memory. A tied model
+    (tie_word_embeddings, as Llama 3.2 1B/3B) gets no output.weight, as in Meta's format.
+    """
+    config_file = path / "config.json"
+    config = read_json(config_file)
+    if not isinstance(config, dict):
+        raise InputError(f"{config_file}: expected a JSON object, got {type(config).__name__}")
+    if config.get("model_type", "llama") != "llama":
+        raise InputError(f"{config_file}: model_type is {config['model_type']!r}; only Llama (\"llama\") checkpoints load")
+    try:
+        args = args_from_hf_config(config)
+    except KeyError as e:
+        raise InputError(f"{config_file}: missing key {e.args[0]!r}") from None
+    except (InputError, TypeError, ValueError) as e:
+        raise InputError(f"{config_file}: {e}") from None
+    tokenizer = checked_tokenizer(path, args, config_file)
+    state = _read_safetensors(path)
+    tied = config.get("tie_word_embeddings", False)
+    if tied:
+        state.pop("lm_head.weight", None)  # a saved copy of embed_tokens; Meta's format has none
+    elif "lm_head.weight" not in state:
+        raise InputError(f"{path}: no file holds lm_head.weight, and config.json says tie_word_embeddings is "
+                         "false; a model without it must be tied")
+    try:
+        weights = hf_to_meta_state_dict(state, args)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    check_tensors(path / HF_WEIGHTS_GLOB, weights, args, progress)
+    return Checkpoint(path, args, weights, tokenizer)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the directory's safetensors files, by Hugging Face name, memory-mapped.
+
+    With model.safetensors.index.json, each tensor must be in the file the index names;
+    without one, the files are model*.safetensors and no tensor may be in two of them.
+    """
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ModuleNotFoundError:
+        raise InputError(f"{path}: reading Hugging Face checkpoints needs the safetensors package; "
+                         "pip install safetensors") from None
+    index = path / HF_INDEX
+    if index.exists():
+        parsed = read_json(index)
+        weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise InputError(f"{index}: has no \"weight_map\" object (tensor name -> file name)")
+        files = [path / name for name in dict.fromkeys(weight_map.values())]
+        for file in files:
+            if not file.exists():
+                raise InputError(f"{index}: names {file.name}, which is missing; download it again")
+    else:
+        files = sorted(path.glob(HF_WEIGHTS_GLOB))
+        weight_map = None
+    state, where = {}, {}
+    for file in files:
+        try:
+            with open(file, "rb") as f:
+                head = f.read(64)
+        except OSError as e:
+            raise InputError(f"{file}: cannot read ({e.strerror})") from None
+        check_not_lfs_pointer(file, head)
+        try:
+            with safe_open(file, framework="pt") as reader:  # mmap: bytes are read when touched
+                for name in reader.keys():
+                    if weight_map is not None and weight_map.get(name) != file.name:
+                        continue  # the index says another file holds it (or nothing needs it)
+                    if name in state:
+                        raise InputError(f"{file}: {name} is also in {where[name].name}; which one is meant?")
+                    state[name], where[name] = reader.get_tensor(name), file
+        except (SafetensorError, OSError) as e:
+            raise InputError(f"{file}: not a valid safetensors file ({e}); download it again") from None
+    if weight_map is not None:
+        for name, file_name in weight_map.items():
+            if name not in state:
+                raise InputError(f"{path / file_name}: has no {name}, which {HF_INDEX} says it holds")
+    return state

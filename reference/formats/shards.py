@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelArgs
-from .errors import InputError
+from ..config import ModelArgs
+from ..errors import InputError, is_int
 
 
 # How Meta's model (llama_models/llama3/model.py, built on fairscale) splits each weight over
@@ -90,7 +90,6 @@ class ShardedWeights(Mapping):
 
     def __init__(self, path: Path, files: list[Path], shards: list[dict[str, torch.Tensor]], args: ModelArgs):
         """`shards[i]` is what `files[i]` holds (name -> memory-mapped tensor), in rank order."""
-        self.files = files
         self.label = path / f"consolidated.{{00..{len(files) - 1:02d}}}.pth"  # for messages: the shards as one
         self.shards = shards
         first, n = self.shards[0], len(files)
@@ -154,7 +153,7 @@ def shard_slice(name: str, tensor: torch.Tensor, rank: int, n_shards: int) -> to
 
 def check_shardable(args: ModelArgs, n_shards: int) -> None:
     """Meta's code gives every rank whole heads and equal slices: n_shards must divide them all."""
-    if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
+    if not is_int(n_shards) or n_shards < 1:
         raise InputError(f"n_shards must be a positive integer, got {n_shards!r}")
     for what, size in (("n_heads", args.n_heads), ("n_kv_heads", args.n_kv_heads),
                        ("the SwiGLU hidden size", args.hidden_dim), ("vocab_size", args.vocab_size)):

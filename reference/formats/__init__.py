@@ -1,0 +1,42 @@
+"""Checkpoint formats, as peers behind one `load_checkpoint`: each turns its files into Meta's
+names and layout, so everything downstream sees one kind of `Checkpoint`.
+
+    meta.py     params.json + consolidated.*.pth (+ shards.py for the 70B's model-parallel files)
+    hf.py       Hugging Face: config.json + model*.safetensors (names and q/k rows converted)
+
+No format imports another; `checkpoint.py` holds what they share (the `Checkpoint` and its checks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+from .checkpoint import Checkpoint
+from .hf import HF_WEIGHTS_GLOB, load_hf_checkpoint
+from .meta import load_meta_checkpoint
+
+__all__ = ["Checkpoint", "load_checkpoint"]
+
+
+def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
+    """Load and check a checkpoint directory, Meta's or Hugging Face's; any problem is one line
+    naming file and tensor."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: no such checkpoint directory")
+    if not path.is_dir():
+        raise InputError(f"{path}: is a file; expected a checkpoint directory (params.json, consolidated.00.pth, tokenizer.model)")
+    if not any(path.iterdir()):
+        raise InputError(f"{path}: directory is empty; expected params.json, consolidated.00.pth, tokenizer.model")
+    if not (path / "params.json").exists() and (path / "config.json").exists():
+        if any(path.glob(HF_WEIGHTS_GLOB)):
+            return load_hf_checkpoint(path, progress)
+        if (path / "original" / "params.json").exists():
+            raise InputError(f"{path}: looks like a Hugging Face repo without its safetensors; Meta's checkpoint is in "
+                             f"{path / 'original'}")
+        raise InputError(f"{path}: has config.json but no {HF_WEIGHTS_GLOB} weights (.bin files are not read: "
+                         "they are pickles that can run code); download the safetensors files")
+    if not (path / "params.json").exists() and (path / "original" / "params.json").exists():
+        raise InputError(f"{path}: looks like a Hugging Face repo; Meta's checkpoint is in {path / 'original'}")
+    return load_meta_checkpoint(path, progress)
