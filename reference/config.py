@@ -120,6 +120,22 @@ def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def args_with_ffn_width(fields: dict, width: int) -> ModelArgs:
+    """`ModelArgs` whose SwiGLU hidden size is exactly `width`, for formats that store the width
+    itself (Hugging Face's intermediate_size, GGUF's feed_forward_length) instead of Meta's rule.
+
+    A published model's shape gets its preset's multiple_of and ffn_dim_multiplier; any other
+    gets multiple_of = width, which Meta's rule then rounds up to exactly width.
+    """
+    same_shape = [p for p in PRESETS.values() if (p.dim, p.n_heads, p.n_kv_heads) == (
+        fields["dim"], fields["n_heads"], fields.get("n_kv_heads", fields["n_heads"]))]
+    for p in same_shape + list(PRESETS.values()):
+        candidate = ModelArgs(**{**fields, "multiple_of": p.multiple_of, "ffn_dim_multiplier": p.ffn_dim_multiplier})
+        if candidate.hidden_dim == width:
+            return candidate
+    return ModelArgs(**fields, multiple_of=width, ffn_dim_multiplier=width / int(8 * fields["dim"] / 3))
+
+
 def shape_derivation(name: str, a: ModelArgs) -> str:
     """Which fields a tensor's shape comes from, with their values, for error messages."""
     heads = f"n_heads={a.n_heads}, head_dim={a.head_dim}, "

@@ -87,3 +87,11 @@ def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as f:
         return {name: f[name] for name in f.files}
+
+
+def cache_dir() -> Path:
+    """$LLAMA3_REFERENCE_CACHE, else $XDG_CACHE_HOME/llama3-reference, else ~/.cache/llama3-reference."""
+    if os.environ.get("LLAMA3_REFERENCE_CACHE"):
+        return Path(os.environ["LLAMA3_REFERENCE_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser() / "llama3-reference"

@@ -125,29 +125,7 @@ def _generate(prompt, weights, args, n_new, temperature, top_p, generator, stop_
             logits = forward(torch.tensor(tokens), weights, args, dtype=dtype, device=device, last_only=True)
 
 
-# --- prompts and text ---
-
-
-def chat_tokens(tokenizer, prompt: str, system: str | None = None) -> list[int]:
-    """The Llama 3 chat format for one user turn, ending with the assistant's header to continue.
-
-    <|begin_of_text|>[<|start_header_id|>system<|end_header_id|>\\n\\n{system}<|eot_id|>]
-    <|start_header_id|>user<|end_header_id|>\\n\\n{prompt}<|eot_id|>
-    <|start_header_id|>assistant<|end_header_id|>\\n\\n
-    Each piece is encoded on its own, as Meta's ChatFormat does, so BPE never merges across them.
-    """
-
-    def header(role: str) -> list[int]:
-        return ([tokenizer.start_header_id] + tokenizer.encode(role, bos=False, eos=False)
-                + [tokenizer.end_header_id] + tokenizer.encode("\n\n", bos=False, eos=False))
-
-    def message(role: str, content: str) -> list[int]:
-        return header(role) + tokenizer.encode(content, bos=False, eos=False) + [tokenizer.eot_id]
-
-    tokens = [tokenizer.bos_id]
-    if system is not None:
-        tokens += message("system", system)
-    return tokens + message("user", prompt) + header("assistant")
+# --- text as it is written ---
 
 
 class TextStream:

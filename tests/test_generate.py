@@ -10,7 +10,8 @@ from reference import batched
 from reference.cli import main
 from reference.errors import InputError
 from reference.batched import KVCache
-from reference.generate import TextStream, chat_tokens, generate, sample_top_p
+from reference.chat import llama3_chat_tokens as chat_tokens
+from reference.generate import TextStream, generate, sample_top_p
 from reference.tokenizer import load_tokenizer
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]

@@ -15,7 +15,8 @@ import torch
 from reference.config import expected_shapes
 from reference.formats import Checkpoint, load_checkpoint
 from reference.hub import resolve_checkpoint
-from reference.synthesize import builtin_checkpoint, cache_dir, synthesize
+from reference.files import cache_dir
+from reference.synthesize import builtin_checkpoint, synthesize
 from reference.config import PRESETS, preset
 from reference.errors import InputError
 

@@ -3,6 +3,7 @@ names and layout, so everything downstream sees one kind of `Checkpoint`.
 
     meta.py     params.json + consolidated.*.pth (+ shards.py for the 70B's model-parallel files)
     hf.py       Hugging Face: config.json + model*.safetensors (names and q/k rows converted)
+    gguf.py     llama.cpp's one file (.gguf), quantized or not, with its own tokenizer
 
 No format imports another; `checkpoint.py` holds what they share (the `Checkpoint` and its checks).
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .checkpoint import Checkpoint
+from .gguf import load_gguf_checkpoint
 from .hf import HF_WEIGHTS_GLOB, load_hf_checkpoint
 from .meta import load_meta_checkpoint
 
@@ -20,11 +22,19 @@ __all__ = ["Checkpoint", "load_checkpoint"]
 
 
 def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
-    """Load and check a checkpoint directory, Meta's or Hugging Face's; any problem is one line
-    naming file and tensor."""
+    """Load and check a checkpoint: a directory, Meta's or Hugging Face's, or a .gguf file (or a
+    directory holding exactly one); any problem is one line naming file and tensor."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint directory")
+    if path.suffix == ".gguf" and path.is_file():
+        return load_gguf_checkpoint(path, progress)
+    ggufs = sorted(path.glob("*.gguf")) if path.is_dir() else []
+    if ggufs and not (path / "params.json").exists() and not (path / "config.json").exists():
+        if len(ggufs) > 1:
+            raise InputError(f"{path}: holds {len(ggufs)} .gguf files ({', '.join(g.name for g in ggufs[:3])}"
+                             f"{', …' if len(ggufs) > 3 else ''}); name the one to load")
+        return load_gguf_checkpoint(ggufs[0], progress)
     if not path.is_dir():
         raise InputError(f"{path}: is a file; expected a checkpoint directory (params.json, consolidated.00.pth, tokenizer.model)")
     if not any(path.iterdir()):

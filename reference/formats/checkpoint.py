@@ -1,6 +1,6 @@
 """What every checkpoint format loads into: a `Checkpoint` in Meta's names, checked the same way.
 
-Each format (`meta.py`, `hf.py`) reads its own files and hands back Meta's tensor names and
+Each format (`meta.py`, `hf.py`, `gguf.py`) reads its own files and hands back Meta's tensor names and
 layout; the checks here are shared, so a missing or misshapen tensor reads the same whatever
 the file it came from, e.g.
 
@@ -20,16 +20,17 @@ from ..config import ModelArgs, expected_shapes, shape_derivation
 from ..errors import InputError
 from ..model import output_weight_name
 from ..tokenizer import Tokenizer, load_tokenizer
+from ..vocab import BPETokenizer
 
 OPTIONAL = {"output.weight"}  # absent when tied to tok_embeddings (Llama 3.2 1B/3B)
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    path: Path  # the checkpoint directory
+    path: Path  # the checkpoint directory (or .gguf file)
     args: ModelArgs  # its hyper-parameters
     weights: Mapping[str, torch.Tensor]  # Meta's names -> tensors, memory-mapped from the file(s)
-    tokenizer: Tokenizer  # its tokenizer.model (or the one bundled with llama_models)
+    tokenizer: Tokenizer | BPETokenizer  # Llama 3's tokenizer.model, or the vocabulary the file carries
 
     @property
     def tied(self) -> bool:
@@ -46,12 +47,13 @@ class Checkpoint:
         return self.weights[self.output_name]
 
 
-def checked_tokenizer(path: Path, args: ModelArgs, config_file: Path) -> Tokenizer:
-    """The checkpoint's tokenizer, after checking every one of its ids fits the embedding table."""
-    tokenizer = load_tokenizer(path)
+def checked_tokenizer(path: Path, args: ModelArgs, config_file: Path, tokenizer=None):
+    """The checkpoint's tokenizer (Llama 3's tokenizer.model unless given), after checking that
+    every one of its ids fits the embedding table."""
+    tokenizer = tokenizer or load_tokenizer(path)
     if args.vocab_size < tokenizer.n_words:  # a token id >= vocab_size would index past the embedding table
         raise InputError(f"{config_file}: vocab_size {args.vocab_size} is smaller than the "
-                         f"{tokenizer.n_words} ids of {tokenizer.path}; Llama 3 uses vocab_size {tokenizer.n_words}")
+                         f"{tokenizer.n_words} ids of {tokenizer.source}; the model needs vocab_size {tokenizer.n_words}")
     return tokenizer
 
 

@@ -37,9 +37,10 @@ from typing import Mapping
 
 import torch
 
-from ..config import PRESETS, ModelArgs, expected_shapes
+from ..config import ModelArgs, args_with_ffn_width, expected_shapes
 from ..errors import InputError
 from ..files import check_not_lfs_pointer, read_json
+from ..vocab_files import tokenizer_from_json
 from .checkpoint import Checkpoint, check_tensors, checked_tokenizer
 
 # Meta's name (with N for the layer) -> Hugging Face's name.
@@ -162,9 +163,7 @@ _HF_LLAMA3_ROPE = ("factor", "low_freq_factor", "high_freq_factor", "original_ma
 def args_from_hf_config(config) -> ModelArgs:
     """`ModelArgs` from a Hugging Face config (a `LlamaConfig` or the parsed config.json).
 
-    HF stores the SwiGLU width itself (intermediate_size), Meta the rule that makes it
-    (multiple_of, ffn_dim_multiplier). A published model's shape gets its preset's exact
-    params; any other gets multiple_of = intermediate_size, which reproduces the width.
+    HF stores the SwiGLU width itself (intermediate_size), used as is (`args_with_ffn_width`).
     """
     c = config if isinstance(config, Mapping) else config.to_dict()
     rope = dict(c.get("rope_parameters") or c.get("rope_scaling") or {})
@@ -188,14 +187,7 @@ def args_from_hf_config(config) -> ModelArgs:
                       rope_original_max_seq_len=rope["original_max_position_embeddings"])
     elif rope_type != "default":
         raise InputError(f"rope type {rope_type!r} is not Llama 3's (default or llama3)")
-    width = c["intermediate_size"]
-    same_shape = [p for p in PRESETS.values() if (p.dim, p.n_heads, p.n_kv_heads) == (fields["dim"], fields["n_heads"],
-                                                                                      fields["n_kv_heads"])]
-    for p in same_shape + list(PRESETS.values()):
-        candidate = ModelArgs(**{**fields, "multiple_of": p.multiple_of, "ffn_dim_multiplier": p.ffn_dim_multiplier})
-        if candidate.hidden_dim == width:
-            return candidate
-    return ModelArgs(**fields, multiple_of=width, ffn_dim_multiplier=width / int(8 * fields["dim"] / 3))
+    return args_with_ffn_width(fields, c["intermediate_size"])
 
 
 # --- reading a directory: config.json + model*.safetensors ---
@@ -225,7 +217,8 @@ def load_hf_checkpoint(path: Path, progress: bool = False) -> Checkpoint:
         raise InputError(f"{config_file}: missing key {e.args[0]!r}") from None
     except (InputError, TypeError, ValueError) as e:
         raise InputError(f"{config_file}: {e}") from None
-    tokenizer = checked_tokenizer(path, args, config_file)
+    own = path / "tokenizer.json"  # a Hub repo has one; a bare save_pretrained of the model has not
+    tokenizer = checked_tokenizer(path, args, config_file, tokenizer_from_json(own) if own.exists() else None)
     state = _read_safetensors(path)
     tied = config.get("tie_word_embeddings", False)
     if tied:

@@ -1,0 +1,261 @@
+"""GGUF, llama.cpp's one-file format (Ollama and LM Studio keep models in it), read as Meta's names,
+Meta's layout and a `ModelArgs`.
+
+A `.gguf` file is a header of typed key/value metadata (`llama.embedding_length = 4096`, the
+tokenizer's vocabulary and chat template, …), a table of tensors (name, shape, type, offset)
+and the tensors' bytes. Three things differ from Meta's checkpoint:
+
+- **Names.** `blk.3.attn_q.weight` is Meta's `layers.3.attention.wq.weight`: `GGUF_NAMES`.
+- **Shapes are listed fastest axis first.** GGUF's `ne = [4096, 1024]` is torch's `[1024, 4096]`.
+- **Quantization.** Most files store weights in blocks of 32 or 256 values that share a scale
+  (Q8_0, Q4_K, …). `gguf.quants.dequantize`, llama.cpp's own, expands a tensor to float32 the
+  first time the pass asks for it, into a memory-mapped file in the cache, written once: the
+  model is never expanded in RAM, and later runs read the float32 values from the page cache.
+  F32/F16/BF16 tensors stay views of the file itself.
+
+The q/k rows need *no* permutation: llama.cpp's converter applies `hf.to_adjacent_pairs` to
+Hugging Face's q_proj/k_proj, so a GGUF already holds Meta's adjacent-pair order (tests/
+test_gguf.py checks it against transformers, which undoes it on loading). Llama 3.1/3.2 files
+carry `rope_freqs.weight`, one divisor per RoPE pair (pair j turns by m·θ_j / rope_freqs[j]);
+the metadata does not repeat the scaling, so it is recovered from that tensor and checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ModelArgs, args_with_ffn_width, expected_shapes
+from ..errors import InputError
+from ..files import cache_dir, check_not_lfs_pointer
+from ..vocab_files import tokenizer_from_gguf
+from .checkpoint import OPTIONAL, Checkpoint, checked_tokenizer
+
+# llama.cpp's name (N for the layer) -> Meta's name.
+GGUF_NAMES = {
+    "token_embd.weight": "tok_embeddings.weight",
+    "blk.N.attn_q.weight": "layers.N.attention.wq.weight",  # Meta's row order already
+    "blk.N.attn_k.weight": "layers.N.attention.wk.weight",
+    "blk.N.attn_v.weight": "layers.N.attention.wv.weight",
+    "blk.N.attn_output.weight": "layers.N.attention.wo.weight",
+    "blk.N.ffn_gate.weight": "layers.N.feed_forward.w1.weight",  # the silu gate
+    "blk.N.ffn_down.weight": "layers.N.feed_forward.w2.weight",  # back to D
+    "blk.N.ffn_up.weight": "layers.N.feed_forward.w3.weight",  # the value
+    "blk.N.attn_norm.weight": "layers.N.attention_norm.weight",
+    "blk.N.ffn_norm.weight": "layers.N.ffn_norm.weight",
+    "output_norm.weight": "norm.weight",
+    "output.weight": "output.weight",  # absent when tied to the embeddings (SmolLM2, Llama 3.2 1B/3B)
+}
+ROPE_FREQS = "rope_freqs.weight"  # Llama 3.1+: per-pair RoPE divisors [d/2], not a weight
+MAGIC = b"GGUF"
+FLOATS = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}  # read as views of the file
+QUANTIZED = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")  # expanded to float32
+ROWS_AT_ONCE = 4096  # rows dequantized together: 64 MiB of float32 for a 4096-wide matrix
+
+
+def meta_name(gguf_name: str) -> str | None:
+    """'blk.3.ffn_gate.weight' -> 'layers.3.feed_forward.w1.weight'; None if not a Llama weight."""
+    m = re.fullmatch(r"blk\.(\d+)\.(.*)", gguf_name)
+    meta = GGUF_NAMES.get(f"blk.N.{m.group(2)}" if m else gguf_name)
+    return meta.replace(".N.", f".{m.group(1)}.") if meta and m else meta
+
+
+# --- metadata -> ModelArgs ---
+
+def args_from_gguf(metadata: Mapping, source: str, rope_freqs: torch.Tensor | None = None) -> ModelArgs:
+    """`ModelArgs` from the `llama.*` keys; every problem is one line naming `source` and the key.
+
+    GGUF stores the SwiGLU width (feed_forward_length), which is used as is (`args_with_ffn_width`).
+    """
+    arch = metadata.get("general.architecture")
+    if arch != "llama":
+        raise InputError(f"{source}: general.architecture is {arch!r}; only Llama (\"llama\") GGUF files load")
+
+    def key(name, default=KeyError):
+        if f"llama.{name}" in metadata:
+            return metadata[f"llama.{name}"]
+        if default is KeyError:
+            raise InputError(f"{source}: missing metadata key 'llama.{name}'")
+        return default
+
+    n_heads = key("attention.head_count")
+    vocab = key("vocab_size", None) or len(metadata.get("tokenizer.ggml.tokens", ())) or key("vocab_size")
+    fields = dict(dim=key("embedding_length"), n_layers=key("block_count"), n_heads=n_heads,
+                  n_kv_heads=key("attention.head_count_kv", n_heads), vocab_size=vocab,
+                  norm_eps=key("attention.layer_norm_rms_epsilon"), rope_theta=key("rope.freq_base", 10_000.0),
+                  max_seq_len=key("context_length", 8192))
+    scaling = key("rope.scaling.type", "none")
+    if scaling != "none":
+        raise InputError(f"{source}: llama.rope.scaling.type is {scaling!r}; Llama 3 scales RoPE by {ROPE_FREQS}")
+    try:
+        args = args_with_ffn_width(fields, key("feed_forward_length"))
+    except (TypeError, KeyError) as e:  # a value of the wrong kind before ModelArgs could name it
+        raise InputError(f"{source}: a llama.* value has the wrong type ({e})") from None
+    except InputError as e:
+        raise InputError(f"{source}: {e}") from None
+    for name in ("rope.dimension_count", "attention.key_length", "attention.value_length"):
+        if key(name, args.head_dim) != args.head_dim:
+            raise InputError(f"{source}: llama.{name} is {key(name)}, but embedding_length / head_count = "
+                             f"{args.head_dim}; Meta's Llama rotates and attends over whole heads of dim / n_heads")
+    return args if rope_freqs is None else _with_rope_scaling(args, rope_freqs, source)
+
+
+def _with_rope_scaling(args: ModelArgs, rope_freqs: torch.Tensor, source: str) -> ModelArgs:
+    """Llama 3.1's RoPE scaling, recovered from rope_freqs.weight and checked against it.
+
+    The slow pairs are divided by the factor itself, so factor = max(rope_freqs); the band
+    edges are Meta's (low 1, high 4, original context 8192) in every published 3.1/3.2 model.
+    """
+    from ..model import rope_frequencies
+
+    if list(rope_freqs.shape) != [args.head_dim // 2]:
+        raise InputError(f"{source}: {ROPE_FREQS} has shape {list(rope_freqs.shape)}, expected "
+                         f"[{args.head_dim // 2}] (one divisor per RoPE pair)")
+    got = rope_freqs.double()
+    if torch.all(got == 1):
+        return args
+    scaled = args.replace(use_scaled_rope=True, rope_scale_factor=float(got.max()), rope_low_freq_factor=1.0,
+                          rope_high_freq_factor=4.0, rope_original_max_seq_len=8192)
+    want = rope_frequencies(args, torch.float64) / rope_frequencies(scaled, torch.float64)  # [d/2]
+    if not torch.allclose(got, want, rtol=1e-5, atol=0):
+        j = int((got - want).abs().argmax())
+        raise InputError(f"{source}: {ROPE_FREQS}[{j}] is {got[j]:.6g}, Llama 3.1 scaling with factor "
+                         f"{scaled.rope_scale_factor:g} (low 1, high 4, original context 8192) gives {want[j]:.6g}")
+    return scaled
+
+
+# --- the tensors ---
+
+class GGUFWeights(Mapping):
+    """The file's weights by Meta's name: listing, `len` and `.meta` read no data; a quantized
+    tensor is expanded to float32 into `expanded/` the first time it is asked for."""
+
+    def __init__(self, path: Path, tensors: dict, expanded: Path):
+        """`tensors`: Meta's name -> `gguf.ReaderTensor` (a memory-mapped view of its bytes)."""
+        self.path, self.tensors, self.expanded, self._mapped = path, tensors, expanded, {}
+        self.qtypes = {name: t.tensor_type.name for name, t in tensors.items()}  # e.g. 'Q4_K'
+        self.meta = {name: torch.empty(_shape(t), dtype=FLOATS.get(self.qtypes[name], torch.float32), device="meta")
+                     for name, t in tensors.items()}  # what __getitem__ returns, without the data
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self._mapped:
+            t, qtype = self.tensors[name], self.qtypes[name]  # KeyError for an unknown name, as a dict
+            if qtype in FLOATS:  # the bytes as they lie in the file (mode "c": private, never written)
+                data = t.data.reshape(-1).view(np.uint8)
+            else:
+                data = self._expand(name, t)
+            self._mapped[name] = torch.from_numpy(data).view(self.meta[name].dtype).reshape(_shape(t))
+        return self._mapped[name]
+
+    def _expand(self, name: str, t) -> np.ndarray:
+        """The float32 values of a quantized tensor, from its cache file (written here the first time)."""
+        from gguf.quants import dequantize
+
+        file = self.expanded / f"{name}.npy"
+        if not file.exists():
+            self.expanded.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(t.data), _shape(t)[-1]))
+            for start in range(0, len(t.data), ROWS_AT_ONCE):  # a slice of rows at a time: little RAM
+                out[start:start + ROWS_AT_ONCE] = dequantize(t.data[start:start + ROWS_AT_ONCE], t.tensor_type)
+            out.flush()
+            del out
+            os.replace(tmp, file)  # whole or absent: an interrupted run leaves no half-written cache
+        return np.load(file, mmap_mode="c").reshape(-1).view(np.uint8)
+
+    def __iter__(self):
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __contains__(self, name) -> bool:
+        return name in self.tensors
+
+
+def _shape(t) -> tuple[int, ...]:
+    """Torch's order: GGUF lists ne0, the contiguous axis, first."""
+    return tuple(int(n) for n in reversed(t.shape.tolist()))
+
+
+def _value(field):
+    """A `gguf.ReaderField` as a Python value: str, int, float, bool or a list of them."""
+    value = field.contents()
+    if isinstance(value, float):  # stored as float32: 1e-05 reads back as 9.999999747378752e-06
+        value = float(str(np.float32(value)))
+    return value
+
+
+def load_gguf_checkpoint(path: Path, progress: bool = False) -> Checkpoint:
+    """A Llama .gguf file as a Checkpoint: its weights, its metadata's ModelArgs, its own tokenizer."""
+    args, weights, metadata = read_gguf(path)
+    tokenizer = checked_tokenizer(path, args, path, tokenizer_from_gguf(metadata, path))
+    return Checkpoint(path, args, weights, tokenizer)
+
+
+def read_gguf(path: Path) -> tuple[ModelArgs, GGUFWeights, dict]:
+    """(args, weights in Meta's names, metadata) of a Llama .gguf file, memory-mapped.
+
+    Every problem is found here, before any compute, as one line naming the file and the key
+    or tensor: not a GGUF file, truncated, another architecture, a missing key, a block type
+    that cannot be expanded, a tensor whose shape the metadata does not imply.
+    """
+    from gguf import GGUFReader
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    check_not_lfs_pointer(path, head)
+    if not head.startswith(MAGIC):
+        what = "is empty" if not head else f"starts with {head[:8]!r}"
+        raise InputError(f"{path}: not a GGUF file (those start with b'GGUF'): it {what}")
+    try:
+        reader = GGUFReader(path, mode="c")  # copy-on-write map: torch gets writable views, the file is never written
+    except Exception as e:  # noqa: BLE001 - numpy and struct errors all mean a cut-off or damaged file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(f"{path}: truncated or corrupt GGUF file ({first}); download it again") from None
+    metadata = {name: _value(field) for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    by_gguf = {t.name: t for t in reader.tensors}
+    rope_freqs = by_gguf.pop(ROPE_FREQS, None)
+    if rope_freqs is not None:
+        rope_freqs = torch.from_numpy(np.array(rope_freqs.data, dtype=np.float32))
+    args = args_from_gguf(metadata, str(path), rope_freqs)
+    expected, tensors = expected_shapes(args), {}
+    for gguf_name, t in by_gguf.items():
+        name = meta_name(gguf_name)
+        if name not in expected:
+            raise InputError(f"{path}: unexpected tensor {gguf_name} (llama.block_count is {args.n_layers})")
+        if t.tensor_type.name not in FLOATS and t.tensor_type.name not in QUANTIZED:
+            raise InputError(f"{path}: tensor {gguf_name} is {t.tensor_type.name}, which is not read "
+                             f"(readable: {', '.join([*FLOATS, *QUANTIZED])}); use a file quantized as Q4_K_M or Q8_0")
+        if _shape(t) != expected[name]:
+            raise InputError(f"{path}: tensor {gguf_name} has shape {list(_shape(t))}, the metadata implies "
+                             f"{list(expected[name])} (dim={args.dim}, n_heads={args.n_heads}, n_kv_heads="
+                             f"{args.n_kv_heads}, hidden_dim={args.hidden_dim}, vocab_size={args.vocab_size})")
+        tensors[name] = t
+    missing = [n for n in expected if n not in tensors and n not in OPTIONAL]
+    if missing:
+        back = {meta: gguf for gguf, meta in GGUF_NAMES.items()}
+        layer = re.search(r"\.(\d+)\.", missing[0])
+        generic = back[re.sub(r"\.\d+\.", ".N.", missing[0])]
+        raise InputError(f"{path}: missing tensor {generic.replace('.N.', f'.{layer.group(1)}.') if layer else generic} "
+                         f"({len(missing)} missing)")
+    return args, GGUFWeights(path, tensors, _expanded_dir(path, reader)), metadata
+
+
+def _expanded_dir(path: Path, reader) -> Path:
+    """Where this file's dequantized tensors are cached: named by the file and a hash of its
+    header (names, shapes, types, offsets) and size, so a changed file gets a new cache."""
+    stat = path.stat()
+    first_data = min((t.data_offset for t in reader.tensors), default=0)
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read(first_data) + f"{stat.st_size}".encode()).hexdigest()[:16]
+    return cache_dir() / "gguf" / f"{path.stem}-{digest}"
