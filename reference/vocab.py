@@ -99,6 +99,9 @@ class BPETokenizer:
         self.n_words = len(tokens)
         self.bos_id, self.eos_id = bos_id, eos_id
         ids = {token: i for i, token in enumerate(tokens)}
+        if len(ids) != len(tokens):  # llama.cpp refuses such a file too
+            first = next(t for i, t in enumerate(tokens) if ids[t] != i)
+            raise InputError(f"{source}: token {first!r} appears twice, as ids {tokens.index(first)} and {ids[first]}")
 
         # Control tokens (and "unknown" ones such as <unk>) are matched in the text only when the
         # caller allows them; user-defined ones (like <think>) always, as llama.cpp and
@@ -139,8 +142,8 @@ class BPETokenizer:
         """Token ids for `text`; BOS first if asked *and* the file adds one, EOS last if asked.
 
         Special-token text is plain text unless `allowed_special` names it (or is "all"), as in
-        tokenizer.Tokenizer.encode: for SmolLM2 "<|im_end|>" is seven tokens, [44, 108, 330, 45,
-        330, 21368, 46], and with allowed_special={"<|im_end|>"} it is [2].
+        tokenizer.Tokenizer.encode: for SmolLM2 "<|im_end|>" is seven tokens, [44, 108, 306, 79,
+        486, 108, 46], and with allowed_special={"<|im_end|>"} it is [2].
         """
         if not isinstance(text, str):
             raise InputError(f"encode expects a str, got {type(text).__name__}")
@@ -166,24 +169,30 @@ class BPETokenizer:
         pieces = [text]
         for pattern in self.patterns[:-1]:
             pieces = split_isolated(pieces, pattern)
-        out = []
+        ranks = []
         for piece in pieces:
-            data = piece.encode("utf-8", "replace")
-            if self._missing and len(data.translate(None, self._missing)) != len(data):
-                out += self._encode_dropping_missing(piece)
-            else:
-                out += self.model.encode_ordinary(piece)
-        return [self._rank_to_id[r] for r in out]
+            lossy = self._lacks_bytes(piece)
+            ranks += self._bpe_dropping_missing(piece) if lossy else self.model.encode_ordinary(piece)
+        return [self._rank_to_id[r] for r in ranks]
 
-    def _encode_dropping_missing(self, text: str) -> list[int]:
-        # A byte the vocabulary lacks (SmolLM2 lacks 21, such as \x04 and the first byte of
-        # U+E0067, a tag inside flag emoji) is dropped *before* merging, as Hugging Face's BPE
-        # does, so the bytes on either side may merge. Rare, so plain Python: bpe.encode_piece.
-        out = []
+    def _lacks_bytes(self, text: str) -> bool:
+        data = text.encode("utf-8", "replace")
+        return len(data.translate(None, self._missing)) != len(data)
+
+    def _bpe_dropping_missing(self, text: str) -> list[int]:
+        # A byte the vocabulary lacks (SmolLM2 lacks 21: six control characters such as \x04,
+        # 0xF1 and 0xF2 that start U+40000-U+BFFFF, and bytes UTF-8 never uses) is dropped
+        # *before* merging, as Hugging Face's BPE does, so the bytes either side of it may merge:
+        # "!\x04!" is the one token "!!" (llama.cpp drops it after: "!", "!"). Rare, so plain
+        # Python: bpe.encode_piece.
+        ranks = []
         for piece in regex.findall(self.patterns[-1], text):
+            if not self._lacks_bytes(piece):
+                ranks += self.model.encode_ordinary(piece)  # a match alone is matched whole again
+                continue
             kept = bytes(b for b in piece.encode("utf-8") if b not in self._missing)
-            out += encode_piece(kept, self._ranks) if kept else []
-        return out
+            ranks += [self._ranks[kept]] if kept in self._ranks else encode_piece(kept, self._ranks) if kept else []
+        return ranks
 
     def decode(self, ids: Iterable[int]) -> str:
         """The text for `ids`; bytes that are not valid UTF-8 become U+FFFD. [19556, 905] -> "Hello world"."""

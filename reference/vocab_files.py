@@ -38,6 +38,9 @@ def tokenizer_from_gguf(metadata: dict, source: str | Path) -> BPETokenizer:
         raise InputError(f"{source}: tokenizer.ggml.model = {model!r} is not supported; "
                          "only byte-level BPE ('gpt2') is")
     pre = get("tokenizer.ggml.pre", None)
+    if pre is None:  # llama.cpp then guesses ("default") and warns that quality will suffer
+        raise InputError(f"{source}: no tokenizer.ggml.pre, so how to cut text before BPE is unknown; "
+                         "convert the model again with a recent llama.cpp")
     if pre not in PRE_TOKENIZERS:
         raise InputError(f"{source}: tokenizer.ggml.pre = {pre!r} is not a known pre-tokenizer; "
                          f"supported: {', '.join(PRE_TOKENIZERS)}")
@@ -56,7 +59,8 @@ def tokenizer_from_gguf(metadata: dict, source: str | Path) -> BPETokenizer:
     # llama.cpp: the file's flag if it has one, else on for Llama 3's pre-tokenizer, off for others.
     add_bos = bool(get("tokenizer.ggml.add_bos_token", PRE_TOKENIZERS[pre][-1] == LLAMA3_PAT))
     if add_bos and ids["tokenizer.ggml.bos_token_id"] is None:
-        raise InputError(f"{source}: tokenizer.ggml.add_bos_token is true, but tokenizer.ggml.bos_token_id is not set")
+        raise InputError(f"{source}: tokenizer.ggml.add_bos_token is true, "
+                         "but tokenizer.ggml.bos_token_id is not set")
     return BPETokenizer(source=source, tokens=tokens, types=types, merges=list(get("tokenizer.ggml.merges")), pre=pre,
                patterns=PRE_TOKENIZERS[pre], bos_id=ids["tokenizer.ggml.bos_token_id"],
                eos_id=ids["tokenizer.ggml.eos_token_id"], add_bos=add_bos,
