@@ -114,6 +114,46 @@ def checkpoint_dir(n_layers: int) -> Path:
     return path
 
 
+def gguf_file(n_layers: int, qtype: str = "Q8_0") -> Path:
+    """The same 8B-shaped checkpoint as a llama.cpp GGUF (written once with gguf's writer, into the
+    cache): Q8_0 matrices, F32 norms, Llama 3's vocabulary and merges as llama.cpp's converter
+    writes them, q/k rows in Meta's order (which is llama.cpp's)."""
+    import gguf
+    from gguf.quants import quantize
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    from reference.formats.gguf import GGUF_NAMES
+    from reference.tokenizer import SPECIAL_TOKENS, find_tokenizer_model
+
+    path = cache_dir() / f"bench-llama3-8b-{n_layers}layers-seed0-{qtype}.gguf"
+    if path.exists():
+        return path
+    ckpt = load_checkpoint(checkpoint_dir(n_layers))
+    print(f"writing it as a {qtype} GGUF into {path} (once) …", flush=True)
+    a, tmp = ckpt.args, path.with_suffix(".partial")
+    w = gguf.GGUFWriter(str(tmp), "llama")
+    w.add_context_length(a.max_seq_len), w.add_embedding_length(a.dim), w.add_block_count(a.n_layers)
+    w.add_feed_forward_length(a.hidden_dim), w.add_head_count(a.n_heads), w.add_head_count_kv(a.n_kv_heads)
+    w.add_rope_freq_base(a.rope_theta), w.add_layer_norm_rms_eps(a.norm_eps), w.add_vocab_size(a.vocab_size)
+    model_file = str(find_tokenizer_model())
+    vocab, merges = TikTokenConverter(vocab_file=model_file).extract_vocab_merges_from_model(model_file)
+    w.add_tokenizer_model("gpt2"), w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(sorted(vocab, key=vocab.get) + list(SPECIAL_TOKENS))
+    w.add_token_types([1] * len(vocab) + [3] * len(SPECIAL_TOKENS))
+    w.add_token_merges([f"{x} {y}" for x, y in merges])
+    w.add_bos_token_id(128000), w.add_eos_token_id(128001), w.add_add_bos_token(True)
+    to_gguf = {meta.replace(".N.", f".{i}."): name.replace(".N.", f".{i}.") for name, meta in GGUF_NAMES.items()
+               for i in range(a.n_layers)}
+    for name, tensor in ckpt.weights.items():
+        x = tensor.float().numpy()
+        kind = gguf.GGMLQuantizationType[qtype if x.ndim == 2 else "F32"]
+        w.add_tensor(to_gguf[name], quantize(x, kind) if x.ndim == 2 else x, raw_dtype=kind if x.ndim == 2 else None)
+    w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file()
+    w.close()
+    tmp.rename(path)
+    return path
+
+
 def hf_model(ckpt, attn: str, dtype, device):
     """LlamaForCausalLM holding the same weights; a full copy in `dtype`, as transformers keeps them."""
     return parity.hf_model(ckpt.weights, ckpt.args, ckpt.tied, attn=attn, dtype=dtype, device=device)

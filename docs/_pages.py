@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from reference import WALKTHROUGH_PROMPT, model
-from reference.config import PRESETS, ModelArgs, expected_shapes, load_params
+from reference.config import PRESETS, ModelArgs, expected_shapes
 from reference.formats import Checkpoint, load_checkpoint
 from reference.synthesize import builtin_checkpoint
 from reference.tokenizer import Tokenizer
@@ -83,7 +83,7 @@ def run() -> Run:
 def llama3_8b() -> Model:
     """Llama 3 8B's forward pass on the meta device: real shapes, no weights, no arithmetic."""
     real_dir = os.environ.get(REAL_8B_ENV)
-    args = load_params(Path(real_dir) / "params.json") if real_dir else PRESETS["llama3-8b"]
+    args = run().args if real_dir else PRESETS["llama3-8b"]  # the real model's own (params.json or GGUF metadata)
     weights = {name: torch.empty(shape, dtype=torch.bfloat16, device="meta")
                for name, shape in expected_shapes(args).items()}
     tokens = torch.zeros(len(run().tokens), dtype=torch.int64, device="meta")  # the same 17 tokens

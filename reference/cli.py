@@ -101,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Recompute the goldens of goldens/prompts.json; write only those that "
                                          "are new or changed (or named), atomically, and print what changed.")
     goldens.add_argument("names", nargs="*", help="only these prompts (default: every prompt in the prompts file)")
-    goldens.add_argument("--checkpoint", default="tiny", help="'tiny' (default) or a Meta checkpoint directory")
-    goldens.add_argument("--prompts", default=None, help="the prompts file (default: goldens/prompts.json)")
-    goldens.add_argument("--out", default=None, help="the goldens directory (default for tiny: goldens/tiny-seed0)")
+    goldens.add_argument("--checkpoint", default="tiny", help="'tiny' (default), 'smollm2-135m' or another checkpoint")
+    goldens.add_argument("--prompts", default=None, help="the prompts file (default: goldens/prompts.json for tiny, "
+                                                          "goldens/smollm2-135m/prompts.json for smollm2-135m)")
+    goldens.add_argument("--out", default=None, help="the goldens directory (default: goldens/tiny-seed0 for tiny, "
+                                                      "goldens/smollm2-135m for smollm2-135m)")
     goldens.add_argument("--force", action="store_true", help="rewrite even goldens that match within tolerance")
 
     parity = sub.add_parser("parity", help="compare every tensor with Hugging Face transformers; print the table",
@@ -217,12 +219,14 @@ def cmd_goldens(options) -> None:
     from .formats import load_checkpoint
     from .hub import resolve_checkpoint
 
-    if options.out is None and options.checkpoint != "tiny":
-        raise InputError("--out is required with --checkpoint other than tiny (goldens/tiny-seed0 holds tiny's)")
-    prompts = goldens.load_prompts(options.prompts or goldens.PROMPTS_FILE)
+    known = goldens.GOLDEN_SETS.get(options.checkpoint)
+    if options.out is None and known is None:
+        raise InputError(f"--out is required with --checkpoint other than {' or '.join(goldens.GOLDEN_SETS)} "
+                         "(goldens/ holds theirs)")
+    prompts = goldens.load_prompts(options.prompts or (known.prompts_file if known else goldens.PROMPTS_FILE))
     ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint))
-    written = goldens.regenerate(ckpt, options.out or goldens.TINY_GOLDENS, prompts, options.names or None,
-                                 force=options.force)
+    written = goldens.regenerate(ckpt, options.out or known.directory, prompts, options.names or None,
+                                 force=options.force, layers=known.layers if known else None)
     print(f"{len(written)} golden(s) written" + (f": {', '.join(written)}" if written else ""))
 
 

@@ -1,6 +1,7 @@
 """Goldens: every tensor of the trace, recorded once, compared on every test run.
 
-`goldens/prompts.json` names the prompts; for each, `goldens/tiny-seed0/` holds
+Two sets (`GOLDEN_SETS`): the built-in tiny model's, for the prompts of `goldens/prompts.json`,
+and the trained SmolLM2's, for those of `goldens/smollm2-135m/prompts.json`. For each prompt:
 
     NAME.npz           the trace's tensors (reduced as below), float32, compressed
     NAME.tokens.json   the prompt's token ids with their text, one per line, for people to diff
@@ -8,20 +9,12 @@
 and `checkpoint.json` says which checkpoint they came from. `python -m reference goldens`
 regenerates them; `tests/test_goldens.py` compares against them (see goldens/README.md).
 
-**Computed in float64, stored in float32.** A float64 pass differs between machines (BLAS,
-CPU, thread count) by ~1e-16 of a value; rounded to float32 it is the same number or its
-neighbour. So the goldens are the same on every machine and the tolerance can be 2 float32
-ulps, 15× tighter than the subtlest planted bug (norm_eps 1e-5 → 1e-6 moves attention_norm
-by 4e-6 of its value). A float32 golden would have to tolerate float32's own summation-order
-noise, which is of the same order as that bug.
-
-**Reduced, so the repository stays small.** Every position computes the same code, so a
-sample of positions catches what all would: the first 8 (the causal mask hides most keys),
-every 8th, and the last 8 (largest RoPE angles, longest softmax rows); a prompt of up to 17
-tokens keeps all. Of the logits [T, 128256] (8.7 MB for 17 tokens) only the last row
-decides the next token; `norm` is kept whole, and logits = norm · output.weightᵀ is checked
-by every 1009th vocabulary column (a prime stride, so no chunk boundary is skipped
-systematically) plus the top 16 ids and values of the last row.
+**Computed in float64, stored in float32**, so every machine rounds to the same number or its
+neighbour and the tolerance can be 2 float32 ulps, 15× tighter than the subtlest planted bug
+(norm_eps 1e-5 → 1e-6). **Reduced**, so the repository stays small: the first 8, every 8th and
+the last 8 positions (all of them up to 17 tokens); of the logits, `norm` whole plus every
+1009th vocabulary column and the last row's top 16; of SmolLM2's 30 layers, which run the same
+code 30 times, the first and the last (transformers checks them all). goldens/README.md says why.
 """
 
 from __future__ import annotations
@@ -36,51 +29,31 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .compare import changes, kind
 from .files import read_json, read_npz, write_npz, write_text
-from .trace import LAYER_STEPS, run_trace
+from .trace import run_trace
 
 GOLDENS_DIR = Path(__file__).resolve().parents[1] / "goldens"
 PROMPTS_FILE = GOLDENS_DIR / "prompts.json"
 TINY_GOLDENS = GOLDENS_DIR / "tiny-seed0"
+
+
+class GoldenSet(NamedTuple):
+    directory: Path
+    prompts_file: Path
+    layers: tuple[int, ...] | None  # the layers kept (negative: from the end); None: every layer
+
+
+GOLDEN_SETS = {  # --checkpoint name -> where its goldens live
+    "tiny": GoldenSet(TINY_GOLDENS, PROMPTS_FILE, None),
+    "smollm2-135m": GoldenSet(GOLDENS_DIR / "smollm2-135m", GOLDENS_DIR / "smollm2-135m" / "prompts.json", (0, -1)),
+}
 
 COMPUTE_DTYPE = torch.float64
 STORED_DTYPE = np.float32
 EDGE, STRIDE = 8, 8  # positions kept: the first and last EDGE, and every STRIDE-th
 VOCAB_STRIDE = 1009  # logits columns kept
 TOP_K = 16  # ids and values of the last row's largest logits
-
-
-class Tolerance(NamedTuple):
-    atol: float
-    rtol: float
-    why: str
-
-
-_EXACT_INT = Tolerance(0.0, 0.0, "integers: any difference is a different token, position or id")
-_ROUNDED = Tolerance(1e-9, 2.5e-7, "a float64 result rounded to float32: another machine's float64 "
-                                   "result rounds to the same float32 or its neighbour (1 ulp = "
-                                   "1.2e-7 of the value); 2 ulps, plus 1e-9 for values near 0")
-
-# Comparison tolerance per tensor kind (the last part of the name), |obtained - golden| <=
-# atol + rtol·|golden| element-wise; non-finite values (the causal mask's -inf) must be identical.
-TOLERANCES: dict[str, Tolerance] = {
-    "tokens": _EXACT_INT,
-    "positions": _EXACT_INT,
-    "embeddings": Tolerance(0.0, 0.0, "rows of the bf16 table, exact in float32: a lookup never rounds"),
-    "freqs_cis": _ROUNDED,
-    **{step: _ROUNDED for step in LAYER_STEPS},
-    "norm": _ROUNDED,
-    "logits.column_ids": _EXACT_INT,
-    "logits.columns": _ROUNDED,
-    "logits.top_ids": _EXACT_INT,
-    "logits.top_values": _ROUNDED,
-    "next_token": _EXACT_INT,
-}
-
-
-def kind(name: str) -> str:
-    """'layers.3.q_rotated' -> 'q_rotated'; 'logits.top_ids' stays whole."""
-    return name if name.startswith("logits.") else name.rsplit(".", 1)[-1]
 
 
 # --- prompts ---
@@ -107,9 +80,13 @@ def kept_positions(n_tokens: int) -> np.ndarray:
     return p[(p < EDGE) | (p % STRIDE == 0) | (p >= n_tokens - EDGE)]
 
 
-def golden_arrays(trace: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """The arrays stored for a trace, in pipeline order (see the module docstring)."""
-    trace = {name: t.detach().cpu() for name, t in trace.items()}
+def golden_arrays(trace: Mapping[str, torch.Tensor], layers: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays stored for a trace, in pipeline order (see the module docstring); only the
+    tensors of `layers` when it is given."""
+    n_layers = 1 + max((int(name.split(".")[1]) for name in trace if name.startswith("layers.")), default=-1)
+    kept = range(n_layers) if layers is None else {i % n_layers for i in layers}
+    trace = {name: t.detach().cpu() for name, t in trace.items()
+             if not name.startswith("layers.") or int(name.split(".")[1]) in kept}
     rows = torch.from_numpy(kept_positions(len(trace["tokens"])))
     out = {"tokens": trace["tokens"].numpy(), "positions": rows.numpy()}
     for name, t in trace.items():
@@ -128,84 +105,13 @@ def golden_arrays(trace: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return out
 
 
+def stored_layers(golden: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+    """The layers a golden holds: (0, 1, 2, 3) for tiny's, (0, 29) for SmolLM2's."""
+    return tuple(sorted({int(n.split(".")[1]) for n in golden if n.startswith("layers.")}))
+
+
 def _stored(t: torch.Tensor) -> np.ndarray:
     return t.to(torch.float64).numpy().astype(STORED_DTYPE)
-
-
-# --- comparison: the first tensor, in pipeline order, that went wrong ---
-
-def first_divergence(golden: Mapping[str, np.ndarray], obtained: Mapping[str, np.ndarray]) -> str | None:
-    """None if `obtained` matches `golden`; else one paragraph about the first tensor that does not.
-
-    Names are compared in the golden's (pipeline) order, so the tensor named is where the
-    computation first went wrong; every later one inherits the error and is only counted.
-    """
-    problems = [(name, _problem(name, golden[name], obtained.get(name))) for name in golden]
-    extra = [name for name in obtained if name not in golden]
-    bad = [(name, why) for name, why in problems if why]
-    if not bad:
-        return f"unexpected tensor {extra[0]} (not in the golden)" if extra else None
-    name, why = bad[0]
-    index = list(golden).index(name)
-    later = len(bad) - 1
-    return (f"{name}: {why}. The {index} tensors before it match; "
-            f"{later} of the {len(golden) - index - 1} after it differ too.")
-
-
-def _problem(name: str, golden: np.ndarray, obtained: np.ndarray | None, brief: bool = False) -> str | None:
-    """What is wrong with `obtained` as `name`, or None; `brief`: no position, no tolerance."""
-    if obtained is None:
-        return "missing from the obtained trace"
-    if obtained.dtype != golden.dtype:  # np.isclose would happily compare float64 with float32
-        return f"dtype {obtained.dtype}, golden {golden.dtype}"
-    if obtained.shape != golden.shape:
-        return f"shape {list(obtained.shape)}, golden {list(golden.shape)}"
-    if kind(name) not in TOLERANCES:
-        raise KeyError(f"{name}: no tolerance for tensors of kind {kind(name)!r}; add one to goldens.TOLERANCES")
-    tol = TOLERANCES[kind(name)]
-    if not np.issubdtype(golden.dtype, np.floating):
-        wrong = np.argwhere(obtained != golden)
-        if not len(wrong):
-            return None
-        at = tuple(int(i) for i in wrong[0])
-        return (f"{len(wrong)} of {golden.size} values differ, first at {list(at)}: "
-                f"{obtained[at]} (golden {golden[at]})")
-    e, o = golden.astype(np.float64), obtained.astype(np.float64)
-    finite = np.isfinite(e) & np.isfinite(o)
-    nonfinite_wrong = np.argwhere(~finite & ~((e == o) | (np.isnan(e) & np.isnan(o))))
-    if len(nonfinite_wrong):
-        at = tuple(int(i) for i in nonfinite_wrong[0])
-        return (f"{len(nonfinite_wrong)} non-finite values differ, first at {list(at)}: "
-                f"{o[at]:.6g} (golden {e[at]:.6g})")
-    err = _abs_err(o, e)
-    outside = err > tol.atol + tol.rtol * np.abs(np.where(finite, e, 0.0))
-    if not outside.any():
-        return None
-    at = np.unravel_index(int(err.argmax()), err.shape)
-    rel = err / np.where(finite & (e != 0), np.abs(e), np.inf)
-    if brief:
-        return f"max abs err {err[at]:.1e}, max rel err {rel.max():.1e} ({int(outside.sum())} of {e.size} values)"
-    return (f"max abs err {err[at]:.1e} at {[int(i) for i in at]} (obtained {o[at]:.6g}, golden {e[at]:.6g}), "
-            f"max rel err {rel.max():.1e}; {int(outside.sum())} of {e.size} values outside "
-            f"atol {tol.atol:g} + rtol {tol.rtol:g}·|golden|")
-
-
-def _abs_err(o: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """|o - e| where both are finite, 0 elsewhere (non-finite values are compared for identity)."""
-    finite = np.isfinite(e) & np.isfinite(o)
-    err = np.zeros(e.shape)
-    err[finite] = np.abs(o[finite] - e[finite])
-    return err
-
-
-def changes(golden: Mapping[str, np.ndarray], obtained: Mapping[str, np.ndarray]) -> list[str]:
-    """Every tensor that differs beyond tolerance, one line each: what regeneration prints."""
-    lines = [f"{name}: removed" for name in golden if name not in obtained]
-    for name in obtained:
-        why = "new" if name not in golden else _problem(name, golden[name], obtained[name], brief=True)
-        if why:
-            lines.append(f"{name}: {why}")
-    return lines
 
 
 # --- files: human-readable beside the arrays (written by files.write_npz, atomically) ---
@@ -237,15 +143,16 @@ def checkpoint_record(ckpt) -> str:
 
 # --- regeneration ---
 
-def compute(text: str, ckpt) -> tuple[dict[str, np.ndarray], str]:
+def compute(text: str, ckpt, layers: tuple[int, ...] | None = None) -> tuple[dict[str, np.ndarray], str]:
     """The golden arrays and token listing of one prompt: the literal path, in float64."""
     ids = ckpt.tokenizer.encode(text, bos=True, eos=False)
     trace = run_trace(ids, ckpt.weights, ckpt.args, dtype=COMPUTE_DTYPE, path="literal")
-    return golden_arrays(trace), token_listing(text, ids, ckpt.tokenizer)
+    return golden_arrays(trace, layers), token_listing(text, ids, ckpt.tokenizer)
 
 
 def regenerate(ckpt, out_dir: str | Path, prompts: Mapping[str, str], names: list[str] | None = None,
-               force: bool = False, echo: Callable[[str], None] = print) -> list[str]:
+               force: bool = False, echo: Callable[[str], None] = print,
+               layers: tuple[int, ...] | None = None) -> list[str]:
     """Write the goldens of new or changed prompts (or only of `names`); returns those written.
 
     A prompt whose tensors all match its golden within tolerance is left alone, file and all,
@@ -259,7 +166,7 @@ def regenerate(ckpt, out_dir: str | Path, prompts: Mapping[str, str], names: lis
     _write_if_changed(out_dir / "checkpoint.json", checkpoint_record(ckpt), echo)
     written = []
     for name in names or list(prompts):
-        arrays, listing = compute(prompts[name], ckpt)
+        arrays, listing = compute(prompts[name], ckpt, layers)
         path = out_dir / f"{name}.npz"
         if not path.exists():
             write_npz(path, arrays)

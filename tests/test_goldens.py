@@ -20,7 +20,7 @@ import torch
 from pytest_regressions.common import check_text_files, perform_regression_check
 from pytest_regressions.ndarrays_regression import NDArraysRegressionFixture
 
-from reference import batched, goldens, model
+from reference import batched, compare, goldens, model
 from reference.formats import load_checkpoint
 from reference.synthesize import synthesize
 from reference import WALKTHROUGH_PROMPT
@@ -45,9 +45,9 @@ class GoldenRegression(NDArraysRegressionFixture):
         __tracebackhide__ = True
         golden, obtained = goldens.read_npz(expected_filename), goldens.read_npz(obtained_filename)
         if self.request.config.getoption("force_regen"):
-            for line in goldens.changes(golden, obtained)[:20]:
+            for line in compare.changes(golden, obtained)[:20]:
                 print(line)  # what regenerating changes; pytest shows it with the failure
-        problem = goldens.first_divergence(golden, obtained)
+        problem = compare.first_divergence(golden, obtained)
         if problem:
             raise AssertionError(f"{expected_filename.name}: {problem}\n"
                                  "If the change is intended, regenerate: python -m reference goldens")
@@ -85,6 +85,22 @@ def walkthrough_golden():
     return goldens.read_npz(TINY / "walkthrough.npz")
 
 
+SMOLLM2 = goldens.GOLDEN_SETS["smollm2-135m"]
+SMOLLM2_PROMPTS = goldens.load_prompts(SMOLLM2.prompts_file)
+
+
+@pytest.fixture(scope="module")
+def smollm2_computed(smollm2):
+    return {name: goldens.compute(text, smollm2, SMOLLM2.layers) for name, text in SMOLLM2_PROMPTS.items()}
+
+
+@pytest.fixture(scope="module", params=["tiny", "smollm2-135m"])
+def model_and_golden(request):
+    """Each built-in model with its walk-through golden: the planted bugs run on both."""
+    ckpt = request.getfixturevalue("tiny" if request.param == "tiny" else "smollm2")
+    return ckpt, goldens.read_npz(goldens.GOLDEN_SETS[request.param].directory / "walkthrough.npz")
+
+
 # --- the goldens themselves ---
 
 @pytest.mark.parametrize("name", PROMPTS)
@@ -95,6 +111,26 @@ def test_token_ids_match_the_golden_listing(name, computed, golden_regression):
 @pytest.mark.parametrize("name", PROMPTS)
 def test_trace_matches_the_golden(name, computed, golden_regression):
     golden_regression.check(dict(computed[name][0]), fullpath=TINY / f"{name}.npz")
+
+
+@pytest.mark.parametrize("name", SMOLLM2_PROMPTS)
+def test_smollm2_token_ids_match_the_golden_listing(name, smollm2_computed, golden_regression):
+    golden_regression.check_text(smollm2_computed[name][1], fullpath=SMOLLM2.directory / f"{name}.tokens.json")
+
+
+@pytest.mark.parametrize("name", SMOLLM2_PROMPTS)
+def test_smollm2_trace_matches_the_golden(name, smollm2_computed, golden_regression):
+    golden_regression.check(dict(smollm2_computed[name][0]), fullpath=SMOLLM2.directory / f"{name}.npz")
+
+
+def test_smollm2_goldens_hold_its_first_and_last_layer_and_say_paris(smollm2):
+    golden = goldens.read_npz(SMOLLM2.directory / "capital.npz")
+    assert goldens.stored_layers(golden) == (0, smollm2.args.n_layers - 1)
+    assert smollm2.tokenizer.decode([int(golden["next_token"])]) == " Paris"
+
+
+def test_smollm2_checkpoint_is_the_one_its_goldens_were_made_from(smollm2):
+    assert goldens.checkpoint_record(smollm2) == (SMOLLM2.directory / "checkpoint.json").read_text(encoding="utf-8")
 
 
 def test_tiny_checkpoint_is_the_one_the_goldens_were_made_from(tiny):
@@ -138,7 +174,7 @@ def test_readme_tolerance_table_is_the_one_the_code_uses():
     readme = (goldens.GOLDENS_DIR / "README.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| ((?:`[\w.]+`,? ?)+) \| ([\d.e-]+) \| ([\d.e-]+) \|", readme, flags=re.M)
     documented = {kind: (float(atol), float(rtol)) for names, atol, rtol in rows for kind in re.findall(r"`([\w.]+)`", names)}
-    assert documented == {kind: (t.atol, t.rtol) for kind, t in goldens.TOLERANCES.items()}
+    assert documented == {kind: (t.atol, t.rtol) for kind, t in compare.TOLERANCES.items()}
 
 
 # --- planted bugs: each is caught, and named where it happens ---
@@ -146,7 +182,7 @@ def test_readme_tolerance_table_is_the_one_the_code_uses():
 def divergence(ckpt, golden, args=None, weights=None, path="literal"):
     trace = run_trace(golden["tokens"].tolist(), weights or ckpt.weights, args or ckpt.args,
                       dtype=goldens.COMPUTE_DTYPE, path=path)
-    return goldens.first_divergence(golden, goldens.golden_arrays(trace))
+    return compare.first_divergence(golden, goldens.golden_arrays(trace, goldens.stored_layers(golden)))
 
 
 def mutated(function, old: str, new: str):
@@ -160,43 +196,49 @@ def mutated(function, old: str, new: str):
     return namespace[function.__name__]
 
 
-def test_unchanged_pass_matches_the_walkthrough_golden(tiny, walkthrough_golden):
-    assert divergence(tiny, walkthrough_golden) is None  # the baseline the planted bugs depart from
+def test_unchanged_pass_matches_the_walkthrough_golden(model_and_golden):
+    ckpt, golden = model_and_golden
+    assert divergence(ckpt, golden) is None  # the baseline the planted bugs depart from
 
 
-def test_norm_eps_1e6_instead_of_1e5_is_caught_at_layer_0_attention_norm(tiny, walkthrough_golden):
+def test_norm_eps_1e6_instead_of_1e5_is_caught_at_layer_0_attention_norm(model_and_golden):
+    ckpt, golden = model_and_golden
     # The subtlest bug here: it moves attention_norm by only ~4e-6 of its value.
-    message = divergence(tiny, walkthrough_golden, args=tiny.args.replace(norm_eps=1e-6))
+    message = divergence(ckpt, golden, args=ckpt.args.replace(norm_eps=1e-6))
     assert message.startswith("layers.0.attention_norm: max abs err"), message
 
 
-def test_rope_theta_10000_instead_of_500000_is_caught_at_freqs_cis(tiny, walkthrough_golden):
-    message = divergence(tiny, walkthrough_golden, args=tiny.args.replace(rope_theta=10_000.0))
+def test_rope_theta_10000_instead_of_the_models_is_caught_at_freqs_cis(model_and_golden):
+    ckpt, golden = model_and_golden
+    message = divergence(ckpt, golden, args=ckpt.args.replace(rope_theta=10_000.0))
     assert message.startswith("freqs_cis: max abs err"), message
 
 
-def test_rope_turning_the_wrong_way_is_caught_at_layer_0_q_rotated(tiny, walkthrough_golden, monkeypatch):
+def test_rope_turning_the_wrong_way_is_caught_at_layer_0_q_rotated(model_and_golden, monkeypatch):
+    ckpt, golden = model_and_golden
     apply_rope = model.apply_rope
     monkeypatch.setattr(model, "apply_rope", lambda x, cis: apply_rope(x, cis.conj()))
-    message = divergence(tiny, walkthrough_golden)
+    message = divergence(ckpt, golden)
     assert message.startswith("layers.0.q_rotated: max abs err"), message
 
 
-def test_wrong_kv_head_index_is_caught_at_layer_0_k(tiny, walkthrough_golden, monkeypatch):
-    # Query heads 0-3 should share kv head 0 and 4-7 kv head 1; h % K interleaves them instead,
-    # so the keys recorded for kv head 1 are kv head 0's.
+def test_wrong_kv_head_index_is_caught_at_layer_0_k(model_and_golden, monkeypatch):
+    ckpt, golden = model_and_golden
+    # Each group of n_rep query heads should share one kv head (tiny: 0-3 kv head 0, 4-7 kv head 1); h % K
+    # interleaves them instead, so the keys recorded for kv head 1 are kv head 0's.
     buggy = mutated(model.attention_literal, "kv = h // args.n_rep", "kv = h % args.n_kv_heads")
     monkeypatch.setitem(model.forward.__kwdefaults__, "attention", buggy)
-    message = divergence(tiny, walkthrough_golden)
+    message = divergence(ckpt, golden)
     assert message.startswith("layers.0.k: max abs err"), message
 
 
-def test_kv_heads_tiled_instead_of_interleaved_is_caught_at_layer_0_scores(tiny, walkthrough_golden, monkeypatch):
+def test_kv_heads_tiled_instead_of_interleaved_is_caught_at_layer_0_scores(model_and_golden, monkeypatch):
+    ckpt, golden = model_and_golden
     # The batched path's version of the same mistake: repeat gives kv heads 0 1 0 1 …, not 0 0 0 0 1 1 1 1.
     buggy = mutated(batched.attention_batched, "keys = keys.repeat_interleave(args.n_rep, dim=0)",
                     "keys = keys.repeat(args.n_rep, 1, 1)")
     monkeypatch.setattr(batched, "attention_batched", buggy)
-    message = divergence(tiny, walkthrough_golden, path="batched")
+    message = divergence(ckpt, golden, path="batched")
     assert message.startswith("layers.0.scores: max abs err"), message
 
 
@@ -240,12 +282,12 @@ def test_failure_names_one_tensor_its_errors_and_how_many_follow(tiny, walkthrou
 
 def test_float64_array_fails_against_a_float32_golden(walkthrough_golden):
     obtained = dict(walkthrough_golden, **{"layers.1.h": walkthrough_golden["layers.1.h"].astype(np.float64)})
-    assert goldens.first_divergence(walkthrough_golden, obtained).startswith("layers.1.h: dtype float64, golden float32")
+    assert compare.first_divergence(walkthrough_golden, obtained).startswith("layers.1.h: dtype float64, golden float32")
 
 
 def test_missing_tensor_is_named(walkthrough_golden):
     obtained = {n: a for n, a in walkthrough_golden.items() if n != "layers.3.v"}
-    assert goldens.first_divergence(walkthrough_golden, obtained).startswith("layers.3.v: missing")
+    assert compare.first_divergence(walkthrough_golden, obtained).startswith("layers.3.v: missing")
 
 
 # --- regeneration: new prompts, only what changed, atomically ---
@@ -374,8 +416,8 @@ def test_cli_goldens_regenerates_a_new_prompt(tmp_path, small_dir, capsys):
 
 def test_cli_goldens_of_another_checkpoint_need_out(tiny_dir, capsys):
     assert main(["goldens", "--checkpoint", str(tiny_dir)]) == 2
-    assert capsys.readouterr().err == ("error: --out is required with --checkpoint other than tiny "
-                                       "(goldens/tiny-seed0 holds tiny's)\n")
+    assert capsys.readouterr().err == ("error: --out is required with --checkpoint other than tiny or "
+                                       "smollm2-135m (goldens/ holds theirs)\n")
 
 
 INNER_TEST = """
@@ -393,7 +435,7 @@ def test_pytest_creates_compares_and_force_regenerates_goldens(pytester):
     data = {"tokens": np.arange(4), "layers.0.q": np.ones((2, 4, 3), np.float32)}
     goldens.write_npz(pytester.path / "data.npz", data)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=1)  # no golden yet: written
-    assert goldens.first_divergence(goldens.read_npz(pytester.path / "golden.npz"), data) is None
+    assert compare.first_divergence(goldens.read_npz(pytester.path / "golden.npz"), data) is None
 
     goldens.write_npz(pytester.path / "data.npz", {**data, "layers.0.q": data["layers.0.q"] + np.float32(0.1)})
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -410,7 +452,7 @@ REAL_8B = os.environ.get("LLAMA3_REFERENCE_8B")
 REAL_8B_GOLDENS = os.environ.get("LLAMA3_REFERENCE_8B_GOLDENS")
 needs_8b = pytest.mark.skipif(not REAL_8B, reason=(
     "set LLAMA3_REFERENCE_8B to a Meta-Llama-3-8B original/ directory (params.json, consolidated.00.pth, "
-    "tokenizer.model) to check the real model"))
+    "tokenizer.model) or a Llama 3 8B .gguf file (e.g. Q8_0 or Q4_K_M; Ollama's llama3:8b blob) to check the real model"))
 
 
 @pytest.fixture(scope="module")
@@ -420,13 +462,13 @@ def real_8b():
 
 @pytest.fixture(scope="module")
 def real_8b_trace(real_8b):
-    tokens = load_tokenizer(real_8b.path).encode(WALKTHROUGH_PROMPT, bos=True, eos=False)
+    tokens = real_8b.tokenizer.encode(WALKTHROUGH_PROMPT, bos=True, eos=False)
     return run_trace(tokens, real_8b.weights, real_8b.args, path="batched")
 
 
 @needs_8b
 def test_real_8b_encodes_the_walkthrough_prompt_to_17_known_ids(real_8b):
-    assert load_tokenizer(real_8b.path).encode(WALKTHROUGH_PROMPT, bos=True, eos=False) == [
+    assert real_8b.tokenizer.encode(WALKTHROUGH_PROMPT, bos=True, eos=False) == [
         128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
 
 
@@ -439,8 +481,9 @@ def test_real_8b_trace_has_the_walkthrough_shapes(real_8b, real_8b_trace):
 
 @needs_8b
 def test_real_8b_predicts_42(real_8b, real_8b_trace):
+    """From a GGUF too: quantization moves the logits a little, not the answer."""
     assert int(real_8b_trace["next_token"]) == 2983
-    assert load_tokenizer(real_8b.path).decode([2983]) == "42"
+    assert real_8b.tokenizer.decode([2983]) == "42"
 
 
 @needs_8b
@@ -450,4 +493,4 @@ def test_real_8b_predicts_42(real_8b, real_8b_trace):
 def test_real_8b_matches_its_goldens(real_8b):
     golden = goldens.read_npz(Path(REAL_8B_GOLDENS) / "walkthrough.npz")
     arrays, _ = goldens.compute(PROMPTS["walkthrough"], real_8b)
-    assert goldens.first_divergence(golden, arrays) is None
+    assert compare.first_divergence(golden, arrays) is None
