@@ -281,13 +281,33 @@ def memory_child(path: str, dtype: str, device: str) -> None:
                       "next_token": int(logits[-1].argmax())}))
 
 
-def bench_memory(n_layers: int, dtype: str, device: str) -> dict:
-    path = checkpoint_dir(n_layers)
+def bench_memory(n_layers: int, dtype: str, device: str, path: Path | None = None) -> dict:
+    """Peak memory of load + one forward in a fresh process, for the Meta checkpoint or `path`."""
+    path = path or checkpoint_dir(n_layers)
     out = subprocess.run([sys.executable, __file__, "_memory", str(path), dtype, device], capture_output=True,
                          text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["checkpoint_bytes"] = sum(f.stat().st_size for f in path.glob("consolidated.*.pth"))
+    files = [path] if path.is_file() else path.glob("consolidated.*.pth")
+    result["checkpoint_bytes"] = sum(f.stat().st_size for f in files)
     return result
+
+
+def gguf_section(o, device) -> list[str]:
+    """The same checkpoint as a Q8_0 GGUF: memory, prefill and decode beside the Meta format's."""
+    path = gguf_file(o.layers)
+    lines = [f"## The same weights as a Q8_0 GGUF ({o.layers} layers, float32)", "",
+             "Quantized tensors are expanded to float32 once, into a memory-mapped cache file; the first "
+             "run writes it, later runs map it.", "",
+             "| format | file | peak RssAnon | prefill, 17 tokens | decode tokens/s |", "|---|---|---|---|---|"]
+    for label, source in (("Meta, bf16", checkpoint_dir(o.layers)), ("GGUF, Q8_0", path)):
+        m = bench_memory(o.layers, "float32", device, source)
+        ckpt = load_checkpoint(source)
+        tokens = prompt_tokens(ckpt.tokenizer, None)
+        prefill = bench_prefill(ckpt, tokens, torch.float32, device, o.repeats, False)["batched"]
+        decode = bench_decode(ckpt, tokens, o.new_tokens, torch.float32, device, o.repeats, False)["ours (KV cache)"]
+        lines.append(f"| {label} | {m['checkpoint_bytes'] / 2**30:.2f} GiB | {m['peak_rss_anon'] / 2**30:.2f} GiB | "
+                     f"{fmt_time(prefill)} | {1 / decode[0]:.2f} / {1 / decode[1]:.2f} |")
+    return lines + [""]
 
 
 # --- the report ---
@@ -352,6 +372,7 @@ def main(argv=None) -> int:
     p.add_argument("--long", type=int, default=512, help="length of the long prompt (default 512)")
     p.add_argument("--no-32", action="store_true", help="skip the 32-layer memory measurement (16 GB on disk)")
     p.add_argument("--no-hf", action="store_true", help="skip transformers")
+    p.add_argument("--no-gguf", action="store_true", help="skip the Q8_0 GGUF of the same weights")
     p.add_argument("--out", default=str(ROOT / "docs" / "performance.md"), help="markdown report ('-' for none)")
     o = p.parse_args(argv)
     device = o.device
@@ -402,6 +423,8 @@ def main(argv=None) -> int:
                      f"{m['vm_hwm'] / 2**30:.2f} GiB |")
     lines += ["", "RssAnon is memory only this process holds; memory-mapped weights count in VmHWM but are "
               "file pages the kernel can drop and re-read, so an 8 GB machine can run the 8B.", ""]
+    if not o.no_gguf:
+        lines += gguf_section(o, device)
     lines += [ANALYSIS]
     report = "\n".join(lines)
     print(report)
