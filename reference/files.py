@@ -28,6 +28,17 @@ def check_not_lfs_pointer(file: Path, head: bytes, what: str = "run `git lfs pul
         raise InputError(f"{file}: is a Git LFS pointer, not the real file; {what}")
 
 
+def read_head(file: Path, n: int = 64) -> bytes:
+    """The first `n` bytes of a weights file, after refusing a Git LFS pointer in its place."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(n)
+    except OSError as e:
+        raise InputError(f"{file}: cannot read ({e.strerror})") from None
+    check_not_lfs_pointer(file, head)
+    return head
+
+
 def read_json(file: Path, missing: str | None = None):
     """Parse a JSON file; not found, unreadable or invalid is one line naming the file.
 

@@ -192,15 +192,19 @@ class Tokenizer:
         return self.model.decode_single_token_bytes(id).decode("utf-8", errors="backslashreplace")
 
     def _checked(self, ids: Iterable[int]) -> list[int]:
-        """`ids` as a list of Python ints, each in [0, n_words), or an InputError naming the culprit."""
-        try:
-            ids = [operator.index(i) for i in ids]  # accepts numpy and 0-d torch integers, not floats
-        except TypeError:
-            raise InputError(f"token ids must be a sequence of integers, got {ids!r:.80}") from None
-        bad = next((i for i in ids if not 0 <= i < self.n_words), None)
-        if bad is not None:
-            raise InputError(f"token id {bad} is out of range: ids run from 0 to {self.n_words - 1}")
-        return ids
+        return checked_ids(ids, self.n_words)
+
+
+def checked_ids(ids: Iterable[int], n_words: int) -> list[int]:
+    """`ids` as a list of Python ints, each in [0, n_words), or an InputError naming the culprit."""
+    try:
+        ids = [operator.index(i) for i in ids]  # accepts numpy and 0-d torch integers, not floats
+    except TypeError:
+        raise InputError(f"token ids must be a sequence of integers, got {ids!r:.80}") from None
+    bad = next((i for i in ids if not 0 <= i < n_words), None)
+    if bad is not None:
+        raise InputError(f"token id {bad} is out of range: ids run from 0 to {n_words - 1}")
+    return ids
 
 
 def find_tokenizer_model(checkpoint_dir: str | Path | None = None) -> Path:

@@ -21,7 +21,6 @@ back into the file's ids. On SmolLM2-135M-Instruct's GGUF:
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ import tiktoken
 
 from .bpe import encode_piece
 from .errors import InputError
-from .tokenizer import PAT_STR as LLAMA3_PAT
+from .tokenizer import PAT_STR as LLAMA3_PAT, checked_ids
 
 # GPT-2's pattern, which Hugging Face's ByteLevel pre-tokenizer applies (llama.cpp's copy drops
 # the last `|\s+` but its hand-written matcher for it has that branch, so the two agree).
@@ -208,15 +207,7 @@ class BPETokenizer:
         return self._id_bytes[id].decode("utf-8", errors="backslashreplace")
 
     def _checked(self, ids: Iterable[int]) -> list[int]:
-        """`ids` as a list of Python ints, each in [0, n_words), or an InputError naming the culprit."""
-        try:
-            ids = [operator.index(i) for i in ids]
-        except TypeError:
-            raise InputError(f"token ids must be a sequence of integers, got {ids!r:.80}") from None
-        bad = next((i for i in ids if not 0 <= i < self.n_words), None)
-        if bad is not None:
-            raise InputError(f"token id {bad} is out of range: ids run from 0 to {self.n_words - 1}")
-        return ids
+        return checked_ids(ids, self.n_words)
 
 
 def _token_bytes(token: str) -> bytes:

@@ -1,6 +1,11 @@
 """Assertions shared by the test files."""
 
+import hashlib
+import json
+import shutil
 from pathlib import Path
+
+import torch
 
 import pytest
 
@@ -28,3 +33,20 @@ def rss_anon() -> int:
     """Anonymous memory this process holds now, in bytes: memory-mapped file pages do not count."""
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:"))) * 1024
+
+
+def sha256s(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def write_checkpoint(tiny_dir: Path, out: Path, weights=None, params: dict | None = None) -> Path:
+    """A checkpoint directory like tiny_dir, with other weights (any picklable object) or params."""
+    out.mkdir(parents=True)
+    shutil.copy(tiny_dir / "tokenizer.model", out)
+    params = json.loads((tiny_dir / "params.json").read_text()) if params is None else params
+    (out / "params.json").write_text(json.dumps(params))
+    if weights is not None:
+        torch.save(weights, out / "consolidated.00.pth")
+    else:
+        shutil.copy(tiny_dir / "consolidated.00.pth", out)
+    return out

@@ -3,10 +3,8 @@
 Every test writes real files under tmp_path; nothing is mocked and nothing goes to the network.
 """
 
-import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,24 +15,7 @@ from reference.synthesize import synthesize
 from reference.config import ModelArgs
 from reference.errors import InputError
 
-from helpers import one_line_error, refused, rss_anon
-
-def sha256s(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
-
-
-def write_checkpoint(tiny_dir: Path, out: Path, weights=None, params: dict | None = None) -> Path:
-    """A checkpoint directory like tiny_dir, with other weights (any picklable object) or params."""
-    out.mkdir(parents=True)
-    shutil.copy(tiny_dir / "tokenizer.model", out)
-    params = json.loads((tiny_dir / "params.json").read_text()) if params is None else params
-    (out / "params.json").write_text(json.dumps(params))
-    if weights is not None:
-        torch.save(weights, out / "consolidated.00.pth")
-    else:
-        shutil.copy(tiny_dir / "consolidated.00.pth", out)
-    return out
-
+from helpers import one_line_error, refused, rss_anon, write_checkpoint
 
 def test_tied_checkpoint_without_output_weight_loads(tmp_path):
     ckpt = load_checkpoint(synthesize("tiny", seed=0, out_dir=tmp_path / "tied", n_layers=1, tied=True))

@@ -4,8 +4,6 @@ Every test writes real files under tmp_path; nothing is mocked.
 """
 
 import hashlib
-import json
-import shutil
 import threading
 from pathlib import Path
 
@@ -20,24 +18,7 @@ from reference.synthesize import builtin_checkpoint, synthesize
 from reference.config import PRESETS, preset
 from reference.errors import InputError
 
-from helpers import one_line_error
-
-def sha256s(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
-
-
-def write_checkpoint(tiny_dir: Path, out: Path, weights=None, params: dict | None = None) -> Path:
-    """A checkpoint directory like tiny_dir, with other weights (any picklable object) or params."""
-    out.mkdir(parents=True)
-    shutil.copy(tiny_dir / "tokenizer.model", out)
-    params = json.loads((tiny_dir / "params.json").read_text()) if params is None else params
-    (out / "params.json").write_text(json.dumps(params))
-    if weights is not None:
-        torch.save(weights, out / "consolidated.00.pth")
-    else:
-        shutil.copy(tiny_dir / "consolidated.00.pth", out)
-    return out
-
+from helpers import one_line_error, sha256s
 
 # --- synthesize ---
 

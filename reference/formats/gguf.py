@@ -33,7 +33,7 @@ import torch
 
 from ..config import ModelArgs, args_with_ffn_width, expected_shapes
 from ..errors import InputError
-from ..files import cache_dir, check_not_lfs_pointer
+from ..files import cache_dir, read_head
 from ..vocab_files import tokenizer_from_gguf
 from .checkpoint import OPTIONAL, Checkpoint, checked_tokenizer
 
@@ -208,12 +208,7 @@ def read_gguf(path: Path) -> tuple[ModelArgs, GGUFWeights, dict]:
     """
     from gguf import GGUFReader
 
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    check_not_lfs_pointer(path, head)
+    head = read_head(path)
     if not head.startswith(MAGIC):
         what = "is empty" if not head else f"starts with {head[:8]!r}"
         raise InputError(f"{path}: not a GGUF file (those start with b'GGUF'): it {what}")

@@ -39,7 +39,7 @@ import torch
 
 from ..config import ModelArgs, args_with_ffn_width, expected_shapes
 from ..errors import InputError
-from ..files import check_not_lfs_pointer, read_json
+from ..files import read_head, read_json
 from ..vocab_files import tokenizer_from_json
 from .checkpoint import Checkpoint, check_tensors, checked_tokenizer
 
@@ -260,12 +260,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         weight_map = None
     state, where = {}, {}
     for file in files:
-        try:
-            with open(file, "rb") as f:
-                head = f.read(64)
-        except OSError as e:
-            raise InputError(f"{file}: cannot read ({e.strerror})") from None
-        check_not_lfs_pointer(file, head)
+        read_head(file)
         try:
             with safe_open(file, framework="pt") as reader:  # mmap: bytes are read when touched
                 for name in reader.keys():

@@ -24,7 +24,7 @@ import torch
 
 from ..config import load_params
 from ..errors import InputError
-from ..files import check_not_lfs_pointer
+from ..files import read_head
 from .checkpoint import Checkpoint, check_tensors, checked_tokenizer
 from .shards import ShardedWeights, check_shard_count, shard_files
 
@@ -56,12 +56,7 @@ def _tensors(file: Path) -> dict[str, torch.Tensor]:
 
 def _read_weights(file: Path) -> dict[str, torch.Tensor]:
     """torch.load one weights file, memory-mapped; only tensors, never code."""
-    try:
-        with open(file, "rb") as f:
-            head = f.read(64)
-    except OSError as e:
-        raise InputError(f"{file}: cannot read ({e.strerror})") from None
-    check_not_lfs_pointer(file, head)
+    head = read_head(file)
     if not head.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive
         what = "is empty" if not head else f"starts with {head[:8]!r}"
         raise InputError(f"{file}: not a torch.save checkpoint (a zip archive): it {what}")
