@@ -12,6 +12,7 @@ from reference.batched import KVCache
 from reference.chat import chat_prompt
 from reference.formats import hf, load_checkpoint
 from reference.formats.gguf import GGUF_NAMES, meta_name
+from reference.formats.gguf_file import read_header
 from reference.generate import generate
 from reference.trace import run_trace
 
@@ -193,10 +194,37 @@ def test_a_file_that_is_not_gguf_is_refused(tmp_path):
     refused(tmp_path / "x.gguf", "x.gguf", "not a GGUF file")
 
 
-def test_a_truncated_gguf_is_refused(tmp_path):
+def test_a_gguf_cut_in_its_tensors_names_the_first_tensor_that_is_short(tmp_path):
     data = write_gguf(tmp_path / "whole.gguf").read_bytes()
     (tmp_path / "cut.gguf").write_bytes(data[: len(data) // 2])
-    refused(tmp_path / "cut.gguf", "cut.gguf", "truncated or corrupt")
+    refused(tmp_path / "cut.gguf", "cut.gguf", "truncated or corrupt", "tensor blk.", "the file has")
+
+
+def test_a_gguf_cut_in_its_header_is_refused(tmp_path):
+    data = write_gguf(tmp_path / "whole.gguf").read_bytes()
+    (tmp_path / "cut.gguf").write_bytes(data[:200])
+    refused(tmp_path / "cut.gguf", "cut.gguf", "truncated or corrupt", "runs past the end")
+
+
+def test_our_header_reader_reads_what_ggufs_own_reader_reads(smollm2_file, tmp_path):
+    """gguf_file.read_header replaces GGUFReader only for speed: the same keys, values and tensor table."""
+    from gguf import GGUFReader
+
+    for path in (smollm2_file, write_gguf(tmp_path / "w.gguf")):
+        ours, theirs = read_header(path), GGUFReader(path)
+        fields = {k: f.contents() for k, f in theirs.fields.items() if not k.startswith("GGUF.")}
+        assert ours.metadata.keys() == fields.keys()
+        for key, value in fields.items():
+            assert ours.metadata[key] == _as_float32_decimal(value), key
+        assert [(t.name, t.ne, t.type, t.offset, t.nbytes) for t in ours.tensors] == [
+            (t.name, tuple(int(n) for n in t.shape), int(t.tensor_type), int(t.data_offset), int(t.n_bytes))
+            for t in theirs.tensors]
+
+
+def _as_float32_decimal(value):
+    if isinstance(value, list):
+        return [_as_float32_decimal(v) for v in value]
+    return float(str(np.float32(value))) if isinstance(value, float) else value
 
 
 def test_another_architecture_is_refused(tmp_path):

@@ -36,6 +36,7 @@ from ..errors import InputError
 from ..files import cache_dir, read_head
 from ..vocab_files import tokenizer_from_gguf
 from .checkpoint import OPTIONAL, Checkpoint, checked_tokenizer
+from .gguf_file import MAGIC, Header, TensorInfo, read_header, tensor_bytes, type_name
 
 # llama.cpp's name (N for the layer) -> Meta's name.
 GGUF_NAMES = {
@@ -53,7 +54,6 @@ GGUF_NAMES = {
     "output.weight": "output.weight",  # absent when tied to the embeddings (SmolLM2, Llama 3.2 1B/3B)
 }
 ROPE_FREQS = "rope_freqs.weight"  # Llama 3.1+: per-pair RoPE divisors [d/2], not a weight
-MAGIC = b"GGUF"
 FLOATS = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}  # read as views of the file
 QUANTIZED = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")  # expanded to float32
 ROWS_AT_ONCE = 4096  # rows dequantized together: 64 MiB of float32 for a 4096-wide matrix
@@ -136,34 +136,37 @@ class GGUFWeights(Mapping):
     """The file's weights by Meta's name: listing, `len` and `.meta` read no data; a quantized
     tensor is expanded to float32 into `expanded/` the first time it is asked for."""
 
-    def __init__(self, path: Path, tensors: dict, expanded: Path):
-        """`tensors`: Meta's name -> `gguf.ReaderTensor` (a memory-mapped view of its bytes)."""
+    def __init__(self, path: Path, tensors: dict[str, TensorInfo], expanded: Path):
+        """`tensors`: Meta's name -> where its bytes lie in the file (gguf_file.TensorInfo)."""
         self.path, self.tensors, self.expanded, self._mapped = path, tensors, expanded, {}
-        self.qtypes = {name: t.tensor_type.name for name, t in tensors.items()}  # e.g. 'Q4_K'
-        self.meta = {name: torch.empty(_shape(t), dtype=FLOATS.get(self.qtypes[name], torch.float32), device="meta")
+        self.qtypes = {name: type_name(t) for name, t in tensors.items()}  # e.g. 'Q4_K'
+        self.meta = {name: torch.empty(t.shape, dtype=FLOATS.get(self.qtypes[name], torch.float32), device="meta")
                      for name, t in tensors.items()}  # what __getitem__ returns, without the data
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self._mapped:
             t, qtype = self.tensors[name], self.qtypes[name]  # KeyError for an unknown name, as a dict
-            if qtype in FLOATS:  # the bytes as they lie in the file (mode "c": private, never written)
-                data = t.data.reshape(-1).view(np.uint8)
+            if qtype in FLOATS:  # the bytes as they lie in the file (copy-on-write: never written)
+                data = tensor_bytes(self.path, t).reshape(-1)
             else:
                 data = self._expand(name, t)
-            self._mapped[name] = torch.from_numpy(data).view(self.meta[name].dtype).reshape(_shape(t))
+            self._mapped[name] = torch.from_numpy(data).view(self.meta[name].dtype).reshape(t.shape)
         return self._mapped[name]
 
-    def _expand(self, name: str, t) -> np.ndarray:
+    def _expand(self, name: str, t: TensorInfo) -> np.ndarray:
         """The float32 values of a quantized tensor, from its cache file (written here the first time)."""
+        from gguf.constants import GGMLQuantizationType
         from gguf.quants import dequantize
 
         file = self.expanded / f"{name}.npy"
         if not file.exists():
             self.expanded.mkdir(parents=True, exist_ok=True)
             tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(t.data), _shape(t)[-1]))
-            for start in range(0, len(t.data), ROWS_AT_ONCE):  # a slice of rows at a time: little RAM
-                out[start:start + ROWS_AT_ONCE] = dequantize(t.data[start:start + ROWS_AT_ONCE], t.tensor_type)
+            blocks = tensor_bytes(self.path, t)  # [rows, bytes per row]
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(blocks), t.ne[0]))
+            for start in range(0, len(blocks), ROWS_AT_ONCE):  # a slice of rows at a time: little RAM
+                out[start:start + ROWS_AT_ONCE] = dequantize(blocks[start:start + ROWS_AT_ONCE],
+                                                             GGMLQuantizationType(t.type))
             out.flush()
             del out
             os.replace(tmp, file)  # whole or absent: an interrupted run leaves no half-written cache
@@ -177,19 +180,6 @@ class GGUFWeights(Mapping):
 
     def __contains__(self, name) -> bool:
         return name in self.tensors
-
-
-def _shape(t) -> tuple[int, ...]:
-    """Torch's order: GGUF lists ne0, the contiguous axis, first."""
-    return tuple(int(n) for n in reversed(t.shape.tolist()))
-
-
-def _value(field):
-    """A `gguf.ReaderField` as a Python value: str, int, float, bool or a list of them."""
-    value = field.contents()
-    if isinstance(value, float):  # stored as float32: 1e-05 reads back as 9.999999747378752e-06
-        value = float(str(np.float32(value)))
-    return value
 
 
 def load_gguf_checkpoint(path: Path, progress: bool = False) -> Checkpoint:
@@ -206,33 +196,29 @@ def read_gguf(path: Path) -> tuple[ModelArgs, GGUFWeights, dict]:
     or tensor: not a GGUF file, truncated, another architecture, a missing key, a block type
     that cannot be expanded, a tensor whose shape the metadata does not imply.
     """
-    from gguf import GGUFReader
-
     head = read_head(path)
     if not head.startswith(MAGIC):
         what = "is empty" if not head else f"starts with {head[:8]!r}"
         raise InputError(f"{path}: not a GGUF file (those start with b'GGUF'): it {what}")
-    try:
-        reader = GGUFReader(path, mode="c")  # copy-on-write map: torch gets writable views, the file is never written
-    except Exception as e:  # noqa: BLE001 - numpy and struct errors all mean a cut-off or damaged file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(f"{path}: truncated or corrupt GGUF file ({first}); download it again") from None
-    metadata = {name: _value(field) for name, field in reader.fields.items() if not name.startswith("GGUF.")}
-    by_gguf = {t.name: t for t in reader.tensors}
+    header = read_header(path)
+    metadata = header.metadata
+    by_gguf = {t.name: t for t in header.tensors}
     rope_freqs = by_gguf.pop(ROPE_FREQS, None)
     if rope_freqs is not None:
-        rope_freqs = torch.from_numpy(np.array(rope_freqs.data, dtype=np.float32))
+        if type_name(rope_freqs) != "F32":
+            raise InputError(f"{path}: tensor {ROPE_FREQS} is {type_name(rope_freqs)}; llama.cpp writes it as F32")
+        rope_freqs = torch.from_numpy(tensor_bytes(path, rope_freqs).reshape(-1).view(np.float32).copy())
     args = args_from_gguf(metadata, str(path), rope_freqs)
     expected, tensors = expected_shapes(args), {}
     for gguf_name, t in by_gguf.items():
         name = meta_name(gguf_name)
         if name not in expected:
             raise InputError(f"{path}: unexpected tensor {gguf_name} (llama.block_count is {args.n_layers})")
-        if t.tensor_type.name not in FLOATS and t.tensor_type.name not in QUANTIZED:
-            raise InputError(f"{path}: tensor {gguf_name} is {t.tensor_type.name}, which is not read "
+        if type_name(t) not in FLOATS and type_name(t) not in QUANTIZED:
+            raise InputError(f"{path}: tensor {gguf_name} is {type_name(t)}, which is not read "
                              f"(readable: {', '.join([*FLOATS, *QUANTIZED])}); use a file quantized as Q4_K_M or Q8_0")
-        if _shape(t) != expected[name]:
-            raise InputError(f"{path}: tensor {gguf_name} has shape {list(_shape(t))}, the metadata implies "
+        if t.shape != expected[name]:
+            raise InputError(f"{path}: tensor {gguf_name} has shape {list(t.shape)}, the metadata implies "
                              f"{list(expected[name])} (dim={args.dim}, n_heads={args.n_heads}, n_kv_heads="
                              f"{args.n_kv_heads}, hidden_dim={args.hidden_dim}, vocab_size={args.vocab_size})")
         tensors[name] = t
@@ -243,14 +229,13 @@ def read_gguf(path: Path) -> tuple[ModelArgs, GGUFWeights, dict]:
         generic = back[re.sub(r"\.\d+\.", ".N.", missing[0])]
         raise InputError(f"{path}: missing tensor {generic.replace('.N.', f'.{layer.group(1)}.') if layer else generic} "
                          f"({len(missing)} missing)")
-    return args, GGUFWeights(path, tensors, _expanded_dir(path, reader)), metadata
+    return args, GGUFWeights(path, tensors, _expanded_dir(path, header)), metadata
 
 
-def _expanded_dir(path: Path, reader) -> Path:
+def _expanded_dir(path: Path, header: Header) -> Path:
     """Where this file's dequantized tensors are cached: named by the file and a hash of its
     header (names, shapes, types, offsets) and size, so a changed file gets a new cache."""
     stat = path.stat()
-    first_data = min((t.data_offset for t in reader.tensors), default=0)
     with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read(first_data) + f"{stat.st_size}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f.read(header.data_offset) + f"{stat.st_size}".encode()).hexdigest()[:16]
     return cache_dir() / "gguf" / f"{path.stem}-{digest}"
