@@ -67,6 +67,11 @@ for cmap in (WEIGHTS_MAP, SIGNED_MAP):
     cmap.set_bad(MASKED)
 
 
+# On a narrow screen a figure may shrink to this fraction of its natural size and no further
+# (its 8 pt labels stay ≥ 8 px); below that it scrolls sideways inside its frame instead.
+READABLE = 0.75
+
+
 def svg(fig, alt: str, caption: str = "", max_width: int | None = None) -> str:
     """The figure as inline SVG in a <figure>, its text in the page's colour; closes the figure."""
     buffer = io.StringIO()
@@ -79,7 +84,8 @@ def svg(fig, alt: str, caption: str = "", max_width: int | None = None) -> str:
     width = re.search(r'width="([\d.]+)pt"', text).group(1)
     natural = max_width or round(float(width) * 4 / 3)  # pt -> CSS px
     text = re.sub(r' width="[\d.]+pt" height="[\d.]+pt"',
-                  f' role="img" aria-label="{_attr(alt)}" style="width: 100%; max-width: {natural}px; height: auto"',
+                  f' role="img" aria-label="{_attr(alt)}" style="width: 100%; max-width: {natural}px; '
+                  f'min-width: {min(natural, round(natural * READABLE))}px; height: auto"',
                   text, count=1)
     text = text.replace("<image ", '<image style="image-rendering: pixelated" ')  # heatmap cells stay sharp
     text = re.sub(r"\n\s*", "\n", text)  # Markdown must not read indented lines as code
@@ -126,7 +132,7 @@ def architecture(args, n_tokens: int) -> str:
     cx, w, rail = 4.4, 5.9, 1.1  # box centre and width; the residual connections run down the rail
     ax.add_patch(FancyBboxPatch((0.8, 3.45), 7.1, 6.75, boxstyle="round,pad=0.02,rounding_size=0.2",
                                 fill=False, ec=INK, lw=0.8, ls=(0, (4, 3))))
-    ax.text(7.8, 10.05, f"× {L} layers (page 9)", ha="right", va="top", fontsize=8.5, fontweight="bold")
+    ax.text(7.8, 3.32, f"× {L} layers (page 9)", ha="right", va="top", fontsize=8.5, fontweight="bold")  # under the box
     heights = []
     for y, text, beside, color, page in steps:
         if text == "+":
@@ -188,7 +194,7 @@ def rope_rotation(q: np.ndarray, q_rot: np.ndarray, position: int, trail: np.nda
     pairs = q.reshape(-1, 2)
     rotated = q_rot.reshape(-1, 2)
     n = min(len(pairs), 8)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.8))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.6, 3.8), gridspec_kw={"wspace": 0.55})
     lim = 1.15 * max(np.abs(pairs[:n]).max(), np.abs(rotated[:n]).max())
     for j in range(n):
         color = PALETTE[j % len(PALETTE)]
@@ -196,7 +202,7 @@ def rope_rotation(q: np.ndarray, q_rot: np.ndarray, position: int, trail: np.nda
                                                                      ls="--", shrinkA=0, shrinkB=0))
         a1.annotate("", xy=rotated[j], xytext=(0, 0), arrowprops=dict(arrowstyle="-|>", color=color, lw=1.4,
                                                                        shrinkA=0, shrinkB=0))
-        a1.text(*(rotated[j] * 1.08), f"j={j}", fontsize=8, color=color, ha="center", va="center")
+        a1.plot([], [], color=color, lw=1.4, label=f"j={j}")  # a legend entry: labels at the tips collide
     a1.set_xlim(-lim, lim)
     a1.set_ylim(-lim, lim)
     a1.set_aspect("equal")
@@ -205,22 +211,22 @@ def rope_rotation(q: np.ndarray, q_rot: np.ndarray, position: int, trail: np.nda
     a1.set_xlabel("real part  q[2j]")
     a1.set_ylabel("imaginary part  q[2j+1]")
     a1.set_title(f"pairs j = 0…{n - 1} of one query at position {position}")
-    a1.text(0.02, 0.02, "dashed: before RoPE · solid: after", transform=a1.transAxes, fontsize=8)
+    a1.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0), handlelength=1.2, title="pair", title_fontsize=7.5)
+    a1.text(0.0, -0.28, "dashed: before RoPE · solid: after", transform=a1.transAxes, fontsize=8)
     for k, j in enumerate(trail_pairs):
         color = PALETTE[k % len(PALETTE)]
         points = trail[:, j]  # [positions, 2]
         a2.scatter(points[:, 0], points[:, 1], s=10, color=color, label=f"pair {j}", zorder=3)
-        if k == 0:
-            for m in range(1, min(4, len(points))):
-                a2.text(*(points[m] * 1.15), f"m={m}", fontsize=7.5, color=color, ha="center", va="center")
-    a2.text(1.12, 0, "m=0", fontsize=7.5, ha="left", va="center")
+        if k == 0:  # pair 0 turns one radian per position: label its first steps, well apart
+            for m in range(0, min(4, len(points))):
+                a2.text(*(points[m] * 1.22), f"m={m}", fontsize=7.5, color=color, ha="center", va="center")
     circle = np.linspace(0, 2 * np.pi, 200)
     a2.plot(np.cos(circle), np.sin(circle), color=INK, lw=0.5, alpha=0.4)
     a2.set_xlim(-1.35, 1.35)
     a2.set_ylim(-1.35, 1.35)
     a2.set_aspect("equal")
     a2.set_title(f"e^(i·m·θ_j) for positions m = 0…{len(trail) - 1}")
-    a2.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.38, 1.0))
+    a2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return svg(fig, "RoPE rotations in the complex plane",
                "Left: RoPE treats each adjacent pair of a query as a complex number and turns it by m·θ_j; "
                "lengths do not change. Right: the unit rotations themselves, one point per position: the first "
@@ -239,7 +245,8 @@ def _token_axes(ax, labels: list[str], every: int = 1, fontsize: float = 8):
     ax.tick_params(length=0)
 
 
-def attention_head(scores: np.ndarray, weights: np.ndarray, labels: list[str], head: int, layer: int) -> str:
+def attention_head(scores: np.ndarray, weights: np.ndarray, labels: list[str], head: int, layer: int,
+                   why: str = "") -> str:
     """One head's masked scores and their softmax, rows = queries, columns = keys, token labels."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.6, 4.4), gridspec_kw={"wspace": 0.25})
     finite = scores[np.isfinite(scores)]
@@ -262,35 +269,65 @@ def attention_head(scores: np.ndarray, weights: np.ndarray, labels: list[str], h
     return svg(fig, f"Layer {layer} head {head}: masked scores and softmax",
                f"Layer {layer}, head {head}. Left: the scaled dot products q·kᵀ/√d; grey cells above the diagonal "
                f"are the causal mask (−∞: a token may not look ahead). Right: the softmax of each row, so every "
-               f"row sums to 1; the first row can only attend to <code>&lt;|begin_of_text|&gt;</code>.")
+               f"row sums to 1; the first row can only attend to the first token. Scores: blue negative, orange "
+               f"positive, centred at 0." + (f" {why}" if why else ""))
 
 
 def attention_heads(weights: np.ndarray, labels: list[str], n_rep: int, layer: int) -> str:
-    """Every head's attention weights as small multiples, framed by the kv head they share."""
+    """Every head's attention weights as small multiples, one colour scale, a colour bar, and the
+    heads that share a kv head grouped by a bracket underneath (not by colour: colour means weight)."""
     H = len(weights)
-    cols = 8 if H > 8 else min(H, 4)
+    groups_per_row = max(1, 8 // n_rep)
+    cols = n_rep * min(groups_per_row, H // n_rep)
     rows = math.ceil(H / cols)
-    size = 1.15 if H > 8 else 1.7  # inches per head
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, (size + 0.1) * rows + 0.2), squeeze=False)
+    size = 1.05 if cols > 4 else 1.6  # inches per head
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.9, (size + 0.45) * rows), squeeze=False)
     mask = np.triu(np.ones_like(weights[0], dtype=bool), 1)
     for h, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(True)
+            side.set_linewidth(0.5)
         if h >= H:
             ax.axis("off")
             continue
-        color = PALETTE[(h // n_rep) % len(PALETTE)]
-        ax.imshow(weights[h], cmap=_alpha_map(f"l3_kv{h // n_rep}", color), vmin=0, vmax=1, interpolation="none")
+        im = ax.imshow(weights[h], cmap=WEIGHTS_MAP, vmin=0, vmax=1, interpolation="none")
         ax.imshow(np.where(mask, 1.0, np.nan), cmap=matplotlib.colors.ListedColormap([MASKED]), interpolation="none")
-        for side in ax.spines.values():
-            side.set_visible(True)
-            side.set_color(color)
-            side.set_linewidth(1.2)
-        ax.set_title(f"head {h} · kv {h // n_rep}", fontsize=7.5, fontweight="normal", color=color, pad=2)
-    fig.subplots_adjust(wspace=0.12, hspace=0.35)
+        ax.set_title(f"head {h}", fontsize=7.5, fontweight="normal", pad=2)
+    fig.subplots_adjust(wspace=0.12, hspace=0.55, right=0.88)
+    for g in range(H // n_rep):  # a bracket under each kv group: from its first head to its last
+        first, last = axes.flat[g * n_rep], axes.flat[g * n_rep + n_rep - 1]
+        x0, x1 = first.get_position().x0, last.get_position().x1
+        y = first.get_position().y0 - 0.012
+        fig.add_artist(plt.Line2D([x0, x0, x1, x1], [y + 0.008, y, y, y + 0.008], color=INK, lw=0.9))
+        fig.text((x0 + x1) / 2, y - 0.006, f"kv head {g}", ha="center", va="top", fontsize=7.5)
+    bar = fig.colorbar(im, ax=list(axes.flat), fraction=0.025, pad=0.02)
+    bar.outline.set_visible(False)
+    bar.set_label("attention weight", fontsize=8)
+    bar.ax.tick_params(labelsize=7, length=2)
     return svg(fig, f"Attention weights of all {H} heads of layer {layer}",
                f"All {H} query heads of layer {layer} (rows: queries, columns: keys, the {len(labels)} tokens in "
-               f"order). Heads of one colour share a key/value head: {n_rep} query heads per kv head.")
+               f"order; grey: the causal mask). A bracket joins the {n_rep} query heads that share one key/value "
+               f"head: they compare against the same keys, each with its own query.")
+
+
+def qkv_head(q: np.ndarray, k: np.ndarray, v: np.ndarray, labels: list[str], head: int, kv: int) -> str:
+    """One query head's q and its kv head's k and v, [T, d] each, side by side on one colour scale each."""
+    fig, axes = plt.subplots(1, 3, figsize=(8.6, 0.2 * len(labels) + 1.3), sharey=True)
+    for ax, values, title in zip(axes, (q, k, v), (f"q, head {head}", f"k, kv head {kv}", f"v, kv head {kv}")):
+        bound = np.abs(values).max()
+        im = ax.imshow(values, cmap=SIGNED_MAP, vmin=-bound, vmax=bound, aspect="auto", interpolation="none")
+        ax.set_title(title)
+        ax.set_xlabel("dimension of the head")
+        ax.tick_params(length=0)
+        bar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+        bar.outline.set_visible(False)
+        bar.ax.tick_params(labelsize=7, length=2)
+    axes[0].set_yticks(range(len(labels)), labels, fontsize=8)
+    return svg(fig, f"Query head {head} and kv head {kv}: q, k and v per token",
+               f"Layer 0: each token's query (head {head}), key and value (kv head {kv}), one row per token, "
+               f"orange positive, blue negative, each on its own scale.")
 
 
 def matrix(values: np.ndarray, labels: list[str], title: str, xlabel: str, alt: str, caption: str) -> str:
@@ -395,7 +432,7 @@ def residual_stream(steps: list[str], rms: np.ndarray, updates: np.ndarray, labe
                "sub-block adds, relative to the stream it adds to, averaged over the tokens.")
 
 
-def top_tokens(labels: list[str], probs: np.ndarray, chosen: int = 0) -> str:
+def top_tokens(labels: list[str], probs: np.ndarray, chosen: int = 0, title: str = "the ten most likely next tokens") -> str:
     """A horizontal bar per candidate token, most likely on top."""
     fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 0.8))
     y = np.arange(len(labels))[::-1]
@@ -405,7 +442,63 @@ def top_tokens(labels: list[str], probs: np.ndarray, chosen: int = 0) -> str:
         ax.text(p, yi, f" {p:.3g}", va="center", fontsize=8)
     ax.set_xlim(0, max(probs) * 1.2)
     ax.set_xlabel("probability")
-    ax.set_title("the ten most likely next tokens")
+    ax.set_title(title)
     return svg(fig, "Top ten next-token probabilities",
                "The softmax of the last row of the logits: the model's probability for each next token. The "
                "walk-through takes the most likely one (greedy decoding).", max_width=560)
+
+
+def logit_lens(layers: list[int], answer_probs: np.ndarray, answer: str, top: list[str], won: int | None) -> str:
+    """The final answer's probability after every layer, with the lens's top token written above."""
+    fig, ax = plt.subplots(figsize=(8.6, 3.2))
+    ax.plot(layers, answer_probs, "o-", ms=3, lw=1.4, color=ORANGE)
+    if won is not None:
+        ax.axvline(won, color=INK, lw=0.8, ls="--")
+        ax.text(won, 1.04, f"“{answer}” on top from layer {won}", ha="right", va="bottom", fontsize=8)
+    ax.set_ylim(0, 1.12)
+    ax.set_xticks(layers, [str(i) for i in layers], fontsize=7.5)
+    ax.set_xlabel("after layer")
+    ax.set_ylabel(f"p(“{answer}”)")
+    ax.grid(True)
+    return svg(fig, f"The probability of {answer} layer by layer",
+               f"The logit lens: after each layer, the final norm and the output projection applied to the last "
+               f"token's vector in the residual stream. The curve is the probability it gives the model's final "
+               f"answer, “{answer}”; the table above lists the top token at every layer.")
+
+
+def rope_distance(curves: list[tuple[str, np.ndarray]], title: str) -> str:
+    """Mean attention score against relative distance, one curve per variant."""
+    fig, ax = plt.subplots(figsize=(7.2, 3.0))
+    for (name, values), color in zip(curves, (ORANGE, BLUE, GREEN)):
+        ax.plot(np.arange(len(values)), values, lw=1.4, color=color, label=name)
+    ax.set_xlabel("distance between query and key, in tokens")
+    ax.set_ylabel("mean score q·k/√d")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True)
+    return svg(fig, "Attention score by relative distance",
+               "The mean score over every query–key pair the same distance apart. With RoPE (orange) the score "
+               "falls with distance: the rotations make near keys match better. The same queries and keys "
+               "without their rotations (blue) have no notion of distance.", max_width=700)
+
+
+def residual_outliers(rms: np.ndarray, dims: np.ndarray, dim_labels: list[str]) -> str:
+    """The stream's RMS per layer boundary, and the mean |value| of its outlier dimensions."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.6, 3.0))
+    x = np.arange(len(rms))
+    a1.plot(x, rms, "o-", ms=2.5, lw=1.2, color=BLUE)
+    a1.set_xlabel("layer boundary (0: embeddings)")
+    a1.set_ylabel("RMS, mean over tokens")
+    a1.set_title("the stream's size")
+    a1.grid(True)
+    for values, name, color in zip(dims, dim_labels, PALETTE[1:]):
+        a2.plot(x, values, lw=1.2, color=color, label=name)
+    a2.set_xlabel("layer boundary")
+    a2.set_ylabel("mean |value|")
+    a2.set_title("its outlier dimensions")
+    if dim_labels:
+        a2.legend(fontsize=7.5)
+    a2.grid(True)
+    return svg(fig, "The residual stream's size and its outlier dimensions",
+               "Left: the root mean square of the stream after each layer. Right: the few dimensions whose "
+               "values are far larger than the rest, beside the median dimension's.")

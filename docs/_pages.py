@@ -1,12 +1,16 @@
 """What the pages share: one run of the reference per build, and how a page shows code and tensors.
 
-Every page's code blocks run in the same mkdocs process (markdown-exec), so `run()` and
-`llama3_8b()` are computed once per build and shared by all pages:
+Every page's code blocks run in the same mkdocs process (markdown-exec), so these are computed
+once per build and shared by all pages:
 
-    run()        the walk-through's prompt through the built-in tiny checkpoint, or through the
-                 real Meta-Llama-3-8B when $LLAMA3_REFERENCE_8B names its original/ directory
-    llama3_8b()  the same forward pass on torch's "meta" device, with Llama 3 8B's params.json:
-                 every shape of the real model, computed by the real code, without the weights
+    run()        the walk-through's prompt through the model the pages show: the built-in trained
+                 SmolLM2-135M, or the real Llama 3 8B when $LLAMA3_REFERENCE_8B names its
+                 original/ directory or a .gguf file
+    tiny()       the same prompt through the built-in tiny checkpoint (random weights), for the
+                 pages where exactness is the point and for trained-versus-random
+    llama3_8b()  the same forward pass on torch's "meta" device, with Llama 3 8B's params.json and
+                 the prompt as Llama 3's tokenizer cuts it: every shape of the real model, computed
+                 by the real code, without the weights
 
 The helpers return Markdown or HTML strings; a page prints them.
 """
@@ -28,12 +32,21 @@ import torch
 from reference import WALKTHROUGH_PROMPT, model
 from reference.config import PRESETS, ModelArgs, expected_shapes
 from reference.formats import Checkpoint, load_checkpoint
-from reference.synthesize import builtin_checkpoint
-from reference.tokenizer import Tokenizer
+from reference.hub import SMOLLM2, resolve_checkpoint
+from reference.tokenizer import Tokenizer, load_tokenizer
 from reference.trace import run_trace, trace_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_8B_ENV = "LLAMA3_REFERENCE_8B"  # a Meta-Llama-3-8B original/ directory: render the real model
+REAL_8B_ENV = "LLAMA3_REFERENCE_8B"  # a Meta-Llama-3-8B original/ directory or .gguf: render the real model
+CAPITAL_PROMPT = "The capital of France is"  # the trained small model's sensible question
+LONG_TEXT = (  # ~130 tokens of ordinary prose, for the pictures that need distances longer than the prompt
+    "This site follows one prompt through a language model, one step per page, from the text to the token the "
+    "model predicts next. Every step is a small function, and each page shows three things side by side: the "
+    "code, included from the source when the site is built; the tensor that code produces for the prompt, its "
+    "shape and its values; and a picture, where one helps. Read the pages in order, since each builds on the "
+    "previous one. Most pages end by recomputing their step by hand from the formula and checking that it "
+    "equals what the model computed, so a page that disagreed with the code would not build at all."
+)
 
 # Tensors print as in the walk-through: 4 decimals, the first and last 3 rows and columns.
 torch.set_printoptions(precision=4, threshold=64, edgeitems=3, linewidth=88, sci_mode=False)
@@ -51,11 +64,12 @@ class Model:
 
 @dataclass(frozen=True)
 class Run(Model):
-    """The model whose values the pages show, with its tokenizer and the prompt's tokens."""
+    """A model whose values the pages show, with its tokenizer and the prompt's tokens."""
 
-    real: bool  # True for the real Meta-Llama-3-8B, False for the random tiny checkpoint
+    real: bool  # True for the real Llama 3 8B ($LLAMA3_REFERENCE_8B)
+    trained: bool  # False for the tiny checkpoint's random weights
     checkpoint: Checkpoint
-    tokenizer: Tokenizer
+    tokenizer: object  # reference.tokenizer.Tokenizer (Llama 3) or reference.vocab.BPETokenizer (a GGUF's own)
     tokens: list[int]
 
     def text(self, token: int) -> str:
@@ -66,30 +80,49 @@ class Run(Model):
     def texts(self) -> list[str]:
         return [self.text(t) for t in self.tokens]
 
+    def on(self, prompt: str) -> Run:
+        """The same model on another prompt."""
+        return _run(self.label, self.real, self.trained, self.checkpoint, prompt)
+
+
+def _run(label: str, real: bool, trained: bool, checkpoint: Checkpoint, prompt: str) -> Run:
+    tokens = checkpoint.tokenizer.encode(prompt, bos=True, eos=False)  # BOS only where the tokenizer has one
+    trace = run_trace(tokens, checkpoint.weights, checkpoint.args)
+    return Run(label, checkpoint.args, checkpoint.weights, trace, real, trained, checkpoint,
+               checkpoint.tokenizer, tokens)
+
 
 @functools.cache
 def run() -> Run:
-    """The prompt through the real 8B if $LLAMA3_REFERENCE_8B is set, else the tiny checkpoint."""
-    real_dir = os.environ.get(REAL_8B_ENV)
-    checkpoint = load_checkpoint(real_dir if real_dir else builtin_checkpoint("tiny"))
-    tokenizer = checkpoint.tokenizer
-    tokens = tokenizer.encode(WALKTHROUGH_PROMPT, bos=True, eos=False)
-    trace = run_trace(tokens, checkpoint.weights, checkpoint.args)
-    label = "Meta-Llama-3-8B" if real_dir else "tiny"
-    return Run(label, checkpoint.args, checkpoint.weights, trace, bool(real_dir), checkpoint, tokenizer, tokens)
+    """The prompt through the real 8B if $LLAMA3_REFERENCE_8B is set, else the built-in trained SmolLM2."""
+    real = os.environ.get(REAL_8B_ENV)
+    checkpoint = load_checkpoint(resolve_checkpoint(real or SMOLLM2))
+    return _run("Llama 3 8B" if real else "SmolLM2-135M", bool(real), True, checkpoint, WALKTHROUGH_PROMPT)
+
+
+@functools.cache
+def tiny() -> Run:
+    """The prompt through the built-in tiny checkpoint: Llama 3's tokenizer, random weights."""
+    return _run("tiny (random)", False, False, load_checkpoint(resolve_checkpoint("tiny")), WALKTHROUGH_PROMPT)
+
+
+@functools.cache
+def llama3_tokenizer() -> Tokenizer:
+    """Meta's Llama 3 tokenizer (tokenizer.model, from the llama-models package): the walk-through's."""
+    return load_tokenizer()
 
 
 @functools.cache
 def llama3_8b() -> Model:
     """Llama 3 8B's forward pass on the meta device: real shapes, no weights, no arithmetic."""
-    real_dir = os.environ.get(REAL_8B_ENV)
-    args = run().args if real_dir else PRESETS["llama3-8b"]  # the real model's own (params.json or GGUF metadata)
+    args = run().args if run().real else PRESETS["llama3-8b"]  # the real model's own (params.json or GGUF metadata)
     weights = {name: torch.empty(shape, dtype=torch.bfloat16, device="meta")
                for name, shape in expected_shapes(args).items()}
-    tokens = torch.zeros(len(run().tokens), dtype=torch.int64, device="meta")  # the same 17 tokens
+    n_tokens = len(llama3_tokenizer().encode(WALKTHROUGH_PROMPT, bos=True, eos=False))  # 17, as Llama 3 cuts it
+    tokens = torch.zeros(n_tokens, dtype=torch.int64, device="meta")
     trace: model.Trace = {}
     model.forward(tokens, weights, args, device="meta", trace=trace)
-    expected = trace_shapes(args, len(tokens))
+    expected = trace_shapes(args, n_tokens)
     for name, shape in expected.items():  # the contract of TRACE.md, checked on the real sizes
         assert tuple(trace[name].shape) == shape, f"{name}: meta pass gave {list(trace[name].shape)}, TRACE.md says {list(shape)}"
     return Model("Llama 3 8B", args, weights, trace)
@@ -207,18 +240,16 @@ def model_summary(args: ModelArgs) -> str:
 
 
 def banner() -> str:
-    """What the values on the page come from: printed at the top of every step's page."""
+    """One line at the top of every step's page: which model computed its values. Excluded
+    from the site's search, so that a search finds the pages' words, not this line 13 times."""
     r = run()
     if r.real:
-        return (f'!!! success "Values on this page: the real Meta-Llama-3-8B"\n\n'
-                f"    Computed while this site was built, from `{r.checkpoint.path}` "
-                f"(${REAL_8B_ENV}): {model_summary(r.args)}.\n")
-    return ('!!! info "Values on this page: the built-in tiny checkpoint"\n\n'
-            f"    Computed while this site was built, by running `reference/` on the tiny checkpoint: Meta's real "
-            f"tokenizer and vocabulary, random weights ({model_summary(r.args)}). Its arithmetic is exactly the "
-            f"8B's, its prediction is noise. The **Llama 3 8B** column of each shape table is the real model's, "
-            f"computed by the same code on torch's `meta` device. To render every value from the real weights, "
-            f"see [Running the real 8B](real-8b.md).\n")
+        what = f"the real Llama 3 8B from <code>{html.escape(str(r.checkpoint.path))}</code> (${REAL_8B_ENV})"
+    else:
+        what = ("<strong>SmolLM2-135M-Instruct</strong>, a trained Llama-architecture model built in "
+                '(<a href="index.md#which-model-computes-these-values">which model, and why</a>)')
+    return (f'<p class="l3-source" data-search-exclude>Values on this page: {what}. '
+            f"Shapes beside them: Llama 3 8B's, computed by the same code.</p>\n")
 
 
 # --- tokens as coloured spans ---
@@ -240,8 +271,9 @@ def token_spans(tokens: list[int], texts: list[str]) -> str:
 
 def table(header: list[str], rows: list[list[object]]) -> str:
     """A Markdown table; cells are escaped so token text cannot break it."""
-    def cell(v):
-        return str(v).replace("|", "\\|").replace("\n", "\\n")
+    def cell(v):  # a pipe would end the cell, except inside a `code span`, where a backslash would show
+        parts = str(v).replace("\n", "\\n").split("`")
+        return "`".join(p if i % 2 else p.replace("|", "\\|") for i, p in enumerate(parts))
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
