@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -45,11 +46,34 @@ def _add_device_options(p: argparse.ArgumentParser) -> None:
 def _add_run_options(p: argparse.ArgumentParser, checkpoint_default: str | None) -> None:
     p.add_argument("--checkpoint", default=checkpoint_default, required=checkpoint_default is None,
                    help=CHECKPOINT_HELP + (f" (default: {checkpoint_default})" if checkpoint_default else ""))
-    p.add_argument("--prompt", default=WALKTHROUGH_PROMPT if checkpoint_default else None,
-                   required=checkpoint_default is None, help="the text to run (default: the walk-through's prompt)")
+    _add_prompt_options(p, default=WALKTHROUGH_PROMPT if checkpoint_default else None,
+                        help="the text to run ('-': read it from standard input; default: the walk-through's prompt)")
     _add_device_options(p)
     p.add_argument("--path", choices=["literal", "batched"], default="literal",
                    help="literal: one head at a time, as the walk-through; batched: all heads at once")
+
+
+def _add_prompt_options(p: argparse.ArgumentParser, default: str | None, help: str) -> None:
+    """--prompt TEXT or --prompt-file PATH: a prompt longer than a command line allows comes
+    from a file or, with `--prompt -`, from standard input."""
+    group = p.add_mutually_exclusive_group(required=default is None)
+    group.add_argument("--prompt", default=default, help=help)
+    group.add_argument("--prompt-file", default=None, metavar="PATH", help="read the prompt from this UTF-8 text file")
+
+
+def prompt_text(options) -> str:
+    """The prompt that --prompt or --prompt-file gives, read as UTF-8 text."""
+    if options.prompt_file is not None:
+        from .files import read_text_file
+
+        return read_text_file(Path(options.prompt_file), what="prompt file")
+    if options.prompt == "-":
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"standard input: the prompt is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+    return options.prompt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Generate text after the prompt, streamed as it is written; stops at "
                                      "<|end_of_text|>, <|eom_id|> or <|eot_id|> (or the model's own end of turn, e.g. <|im_end|>).")
     gen.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
-    gen.add_argument("--prompt", required=True, help="the text to continue (with --chat: the user's message)")
+    _add_prompt_options(gen, default=None, help="the text to continue (with --chat: the user's message; '-': standard input)")
     gen.add_argument("--max-new-tokens", type=int, default=64, help="at most this many new tokens (default: 64)")
     gen.add_argument("--temperature", type=float, default=0.6, help="0 = greedy; higher = more random (default: 0.6)")
     gen.add_argument("--top-p", type=float, default=0.9,
@@ -129,6 +153,7 @@ def _load_model(options):
 
 def _load(options):
     device, ckpt, tokenizer = _load_model(options)
+    options.prompt = prompt_text(options)
     tokens = tokenizer.encode(options.prompt, bos=True, eos=False)
     return ckpt, tokenizer, tokens, device
 
@@ -152,12 +177,25 @@ def cmd_walk(options) -> None:
     a = ckpt.args
     print(f"checkpoint {ckpt.path}: dim {a.dim}, {a.n_layers} layers, {a.n_heads} heads, {a.n_kv_heads} kv heads, "
           f"head_dim {a.head_dim}, ffn {a.hidden_dim}, vocab {a.vocab_size}")
+    print(f"weights: {weights_origin(ckpt.path)}")
     print(f"computing in {options.dtype} on {device} ({options.path} path)")
-    print(f"prompt: {options.prompt!r}")
+    print(f"prompt: {options.prompt!r}" if len(options.prompt) <= 200 else
+          f"prompt: {options.prompt[:200]!r}… ({len(options.prompt):,} characters)")
     print()
     trace = _run_trace(options, ckpt, tokens, device)
     print_walk(trace, tokenizer, all_layers=options.all_layers)
     print(f"({time.perf_counter() - start:.2f} s)")
+
+
+def weights_origin(path) -> str:
+    """Whether a checkpoint's weights are random (written by `synthesize`) or as stored in its file."""
+    from .synthesize import synthesized
+
+    made = synthesized(path) if Path(path).is_dir() else None
+    if made is not None:
+        return (f"synthesized (random, preset {made.get('preset')!r}, seed {made.get('seed')}): not trained, "
+                f"so the prediction is noise")
+    return f"as stored in {Path(path).name} (trained, unless you made them)"
 
 
 def cmd_trace(options) -> None:
@@ -177,6 +215,7 @@ def cmd_generate(options) -> None:
 
     if options.system is not None and not options.chat:
         raise InputError("--system needs --chat: a system message is part of the chat format")
+    options.prompt = prompt_text(options)
     device, ckpt, tokenizer = _load_model(options)
     if options.chat:
         prompt = chat_prompt(tokenizer, options.prompt, options.system)

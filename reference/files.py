@@ -39,6 +39,20 @@ def read_head(file: Path, n: int = 64) -> bytes:
     return head
 
 
+def read_text_file(file: Path, what: str) -> str:
+    """A UTF-8 text file's contents; not found, a directory or not UTF-8 is one line naming the file."""
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{file}: not found ({what})") from None
+    except OSError as e:
+        raise InputError(f"{file}: cannot read the {what} ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{file}: the {what} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+
+
 def read_json(file: Path, missing: str | None = None):
     """Parse a JSON file; not found, unreadable or invalid is one line naming the file.
 

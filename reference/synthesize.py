@@ -7,6 +7,7 @@ The same seed gives the same bytes on any machine with the pinned versions.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -20,7 +21,7 @@ import torch
 from . import config
 from .config import ModelArgs, expected_shapes, save_params
 from .errors import InputError, is_int
-from .files import cache_dir
+from .files import cache_dir, read_json, write_text
 from .formats.shards import check_shardable, shard_slice
 
 
@@ -96,6 +97,7 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
     try:
         tmp.chmod(0o755)
         save_params(args, tmp / "params.json")
+        _mark_synthesized(tmp, preset if isinstance(preset, str) else "custom", seed)
         shutil.copyfile(tokenizer_model, tmp / "tokenizer.model")
         shapes = {name: shape for name, shape in expected_shapes(args).items() if not (tied and name == "output.weight")}
         scratch = None
@@ -118,10 +120,30 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
     return out_dir
 
 
+# A synthesized checkpoint says so in a file of its own, so that `walk` can say its weights are
+# random rather than trained (params.json stays exactly Meta's format).
+SYNTHESIZED = "synthesized.json"
+
+
+def _mark_synthesized(directory: Path, preset: str, seed: int) -> None:
+    write_text(directory / SYNTHESIZED, json.dumps(
+        {"preset": preset, "seed": seed, "weights": "random, deterministic from the seed: not trained"}, indent=1) + "\n")
+
+
+def synthesized(path: Path) -> dict | None:
+    """What `synthesize` recorded about a checkpoint directory it wrote, or None for any other checkpoint."""
+    marker = Path(path) / SYNTHESIZED
+    if not marker.is_file():
+        return None
+    return read_json(marker)
+
+
 def builtin_checkpoint(name: str = "tiny", seed: int = 0) -> Path:
     """A synthesized preset checkpoint in the cache (`tiny-seed0/`), made on first use."""
     target = cache_dir() / f"{name}-seed{seed}"
     if target.is_dir() and any(target.iterdir()):
+        if not (target / SYNTHESIZED).exists():  # made before checkpoints were marked
+            _mark_synthesized(target, name, seed)
         return target  # only a complete checkpoint is ever renamed into place
     try:
         return synthesize(name, seed, target)

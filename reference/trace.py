@@ -61,6 +61,14 @@ def describe_step(name: str) -> str:
     return ""
 
 
+def step_letters(name: str) -> str:
+    """A trace name's shape in TRACE.md's letters: 'layers.0.q' -> 'H T d'."""
+    for table in (STEPS, LAYER_STEPS, FINAL_STEPS):
+        if step(name) in table:
+            return table[step(name)][0]
+    return ""
+
+
 def trace_shapes(args: ModelArgs, n_tokens: int) -> dict[str, tuple[int, ...]]:
     """Every trace name in pipeline order, with its shape for a prompt of `n_tokens` tokens."""
     H, K, d = args.n_heads, args.n_kv_heads, args.head_dim

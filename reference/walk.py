@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import torch
 
-from .trace import LAYER_STEPS, describe_step
+from .trace import LAYER_STEPS, describe_step, step_letters
 
 TOP = 5  # the most likely next tokens shown at the end
 
 
-def preview(t: torch.Tensor, n: int = 4) -> str:
-    """The first few values of the first row, as the walk-through shows them."""
+def preview(t: torch.Tensor, letters: str, n: int = 4) -> str:
+    """The first few values at the *last* position (of head 0 where there are heads): at
+    position 0 RoPE turns nothing and attention has one token to look at, so the first row
+    would show neither at work. `letters` is the trace's shape, e.g. "H T d"."""
     flat = t.detach().cpu()
-    flat = (flat[0] if flat.ndim > 1 else flat).flatten()
+    axes = letters.split()
+    if flat.ndim > 1 and "T" in axes:
+        position = axes.index("T")
+        flat = flat[(0,) * position + (-1,)]  # head 0 (or kv head 0), the last position
+    flat = flat.flatten()
     values = ", ".join(str(v) if isinstance(v, int) else f"{v:.4g}" for v in flat[:n].tolist())
     return f"[{values}{', …' if flat.numel() > n else ''}]"
 
 
 def describe(name: str, t: torch.Tensor) -> str:
     shape = "[" + ", ".join(map(str, t.shape)) + "]"
-    return f"  {name:<28} {shape:<16} {preview(t):<44} {describe_step(name)}"
+    return f"  {name:<28} {shape:<16} {preview(t, step_letters(name)):<44} {describe_step(name)}"
 
 
 def print_walk(trace: dict[str, torch.Tensor], tokenizer, *, all_layers: bool = False) -> None:
@@ -28,6 +34,8 @@ def print_walk(trace: dict[str, torch.Tensor], tokenizer, *, all_layers: bool = 
     print("the prompt, token by token:")
     print("  " + " ".join(f"{tok}:{tokenizer.token_text(tok)!r}" for tok in tokens))
     print("")
+    print(f"values: the first 4 at the last position ({len(tokens) - 1}: {tokenizer.token_text(tokens[-1])!r}), "
+          f"head 0 where there are heads")
     first_step, last_step = list(LAYER_STEPS)[0], list(LAYER_STEPS)[-1]  # a layer's norm ... its output
     for name, t in trace.items():
         if name == "next_token":

@@ -40,12 +40,58 @@ def test_walk_defaults_to_the_builtin_trained_model_and_says_paris(capsys):
     assert code == 0, err
     assert "SmolLM2-135M-Instruct.Q4_1.gguf: dim 576, 30 layers, 9 heads, 3 kv heads" in out.splitlines()[0]
     assert out.splitlines()[-2] == "next token: 7042 = ' Paris'"
+    assert out.splitlines()[1].startswith("weights: as stored in SmolLM2-135M-Instruct.Q4_1.gguf (trained")
 
 
-def test_walk_on_tiny_is_one_flag_away(capsys):
+def test_walk_on_tiny_is_one_flag_away_and_says_its_weights_are_random(capsys):
     code, out, err = run(capsys, "walk", "--checkpoint", "tiny", "--path", "batched", "--prompt", "Hello")
     assert code == 0, err
     assert "tiny-seed0" in out.splitlines()[0]
+    assert out.splitlines()[1] == "weights: synthesized (random, preset 'tiny', seed 0): not trained, so the prediction is noise"
+
+
+def test_walk_previews_the_last_position_where_rope_and_attention_are_at_work(capsys, tiny_dir, tiny):
+    from reference.trace import run_trace
+
+    code, out, _ = run(capsys, "walk", "--checkpoint", str(tiny_dir), "--prompt", "one two three four five")
+    assert code == 0
+    trace = run_trace(tiny.tokenizer.encode("one two three four five", bos=True, eos=False), tiny.weights, tiny.args)
+    line = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ")}
+    for name, values in (("embeddings", trace["embeddings"][-1]), ("layers.0.q_rotated", trace["layers.0.q_rotated"][0, -1]),
+                         ("layers.0.attention_weights", trace["layers.0.attention_weights"][0, -1])):
+        assert f"[{', '.join(f'{v:.4g}' for v in values[:4].tolist())}, …]" in line[name], name
+    assert "at the last position (5: ' five')" in out
+
+
+def test_walk_reads_a_long_prompt_from_a_file_or_standard_input(capsys, monkeypatch, tiny_dir, tmp_path):
+    import io
+
+    text = "a line of a long prompt\n" * 40
+    (tmp_path / "prompt.txt").write_text(text, encoding="utf-8")
+    code, from_file, err = run(capsys, "walk", "--checkpoint", str(tiny_dir), "--path", "batched",
+                               "--prompt-file", str(tmp_path / "prompt.txt"))
+    assert code == 0, err
+    assert f"({len(text):,} characters)" in from_file
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8"))))
+    code, from_stdin, err = run(capsys, "walk", "--checkpoint", str(tiny_dir), "--path", "batched", "--prompt", "-")
+    assert code == 0, err
+    strip = lambda out: [ln for ln in out.splitlines() if not ln.startswith("(")]  # noqa: E731 - not the timing
+    assert strip(from_stdin) == strip(from_file)
+
+
+@pytest.mark.parametrize("content, says", [(None, "not found (prompt file)"), (b"caf\xe9", "not UTF-8 text (byte 3")])
+def test_a_bad_prompt_file_is_one_line_naming_it(capsys, tiny_dir, tmp_path, content, says):
+    path = tmp_path / "p.txt"
+    if content is not None:
+        path.write_bytes(content)
+    code, _, err = run(capsys, "walk", "--checkpoint", str(tiny_dir), "--prompt-file", str(path))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and str(path) in err and says in err, err
+
+
+def test_prompt_and_prompt_file_are_one_or_the_other(capsys, tiny_dir, tmp_path):
+    code, _, err = run(capsys, "walk", "--checkpoint", str(tiny_dir), "--prompt", "x", "--prompt-file", "y")
+    assert code == 2 and "not allowed with argument" in err
 
 
 def test_trace_writes_every_tensor_of_the_contract(capsys, tiny_dir, tiny, tmp_path):
@@ -64,7 +110,7 @@ def test_synthesize_writes_a_meta_format_directory(capsys, tmp_path):
                        "--out", str(tmp_path / "ckpt"))
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["consolidated.00.pth", "params.json",
-                                                                     "tokenizer.model"]
+                                                                     "synthesized.json", "tokenizer.model"]
     assert json.loads((tmp_path / "ckpt" / "params.json").read_text())["n_layers"] == 1
 
 

@@ -37,7 +37,7 @@ def test_synthesized_file_has_exactly_metas_names_in_bf16(tiny_dir):
     raw = torch.load(tiny_dir / "consolidated.00.pth", weights_only=True)
     assert list(raw) == list(expected_shapes(PRESETS["tiny"]))
     assert {t.dtype for t in raw.values()} == {torch.bfloat16}
-    assert sorted(p.name for p in tiny_dir.iterdir()) == ["consolidated.00.pth", "params.json", "tokenizer.model"]
+    assert sorted(p.name for p in tiny_dir.iterdir()) == ["consolidated.00.pth", "params.json", "synthesized.json", "tokenizer.model"]
 
 
 def test_synthesized_weights_have_the_documented_scales(tiny):
@@ -97,7 +97,7 @@ def test_synthesis_through_scratch_files_writes_the_same_bytes(tmp_path, monkeyp
     via_files = synthesize(args, seed=5, out_dir=tmp_path / "files")
     digest = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir()}  # noqa: E731
     assert digest(via_files) == digest(in_ram)
-    assert sorted(p.name for p in via_files.iterdir()) == ["consolidated.00.pth", "params.json", "tokenizer.model"]
+    assert sorted(p.name for p in via_files.iterdir()) == ["consolidated.00.pth", "params.json", "synthesized.json", "tokenizer.model"]
 
 
 # --- the cache and resolve_checkpoint ---
