@@ -296,16 +296,16 @@ def attention_heads(weights: np.ndarray, labels: list[str], n_rep: int, layer: i
         ax.imshow(np.where(mask, 1.0, np.nan), cmap=matplotlib.colors.ListedColormap([MASKED]), interpolation="none")
         ax.set_title(f"head {h}", fontsize=7.5, fontweight="normal", pad=2)
     fig.subplots_adjust(wspace=0.12, hspace=0.55, right=0.88)
+    bar = fig.colorbar(im, ax=list(axes.flat), fraction=0.025, pad=0.02)  # first: it moves the axes
+    bar.outline.set_visible(False)
+    bar.set_label("attention weight", fontsize=8)
+    bar.ax.tick_params(labelsize=7, length=2)
     for g in range(H // n_rep):  # a bracket under each kv group: from its first head to its last
         first, last = axes.flat[g * n_rep], axes.flat[g * n_rep + n_rep - 1]
         x0, x1 = first.get_position().x0, last.get_position().x1
         y = first.get_position().y0 - 0.012
         fig.add_artist(plt.Line2D([x0, x0, x1, x1], [y + 0.008, y, y, y + 0.008], color=INK, lw=0.9))
         fig.text((x0 + x1) / 2, y - 0.006, f"kv head {g}", ha="center", va="top", fontsize=7.5)
-    bar = fig.colorbar(im, ax=list(axes.flat), fraction=0.025, pad=0.02)
-    bar.outline.set_visible(False)
-    bar.set_label("attention weight", fontsize=8)
-    bar.ax.tick_params(labelsize=7, length=2)
     return svg(fig, f"Attention weights of all {H} heads of layer {layer}",
                f"All {H} query heads of layer {layer} (rows: queries, columns: keys, the {len(labels)} tokens in "
                f"order; grey: the causal mask). A bracket joins the {n_rep} query heads that share one key/value "
@@ -479,7 +479,8 @@ def rope_distance(curves: list[tuple[str, np.ndarray]], title: str) -> str:
     return svg(fig, "Attention score by relative distance",
                "The mean score over every query–key pair the same distance apart. With RoPE (orange) the score "
                "falls with distance: the rotations make near keys match better. The same queries and keys "
-               "without their rotations (blue) have no notion of distance.", max_width=700)
+               "without their rotations (blue) have no notion of distance. The rise at the far right is the first "
+               "token, which only the longest distances reach: the heads' attention sink.", max_width=700)
 
 
 def residual_outliers(rms: np.ndarray, dims: np.ndarray, dim_labels: list[str]) -> str:
