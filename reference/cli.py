@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--config", action="append", default=None,
                         help="only this configuration (repeatable; default: all)")
     parity.add_argument("--out", default=None, help="also write the table to this file (e.g. docs/data/parity.md)")
+
+    from .serve import add_serve_command
+
+    add_serve_command(sub, CHECKPOINT_HELP)
     return parser
 
 
@@ -170,6 +174,7 @@ def _run_trace(options, ckpt, tokens, device):
 
 
 def cmd_walk(options) -> None:
+    from .synthesize import weights_origin
     from .walk import print_walk
 
     start = time.perf_counter()
@@ -177,7 +182,7 @@ def cmd_walk(options) -> None:
     a = ckpt.args
     print(f"checkpoint {ckpt.path}: dim {a.dim}, {a.n_layers} layers, {a.n_heads} heads, {a.n_kv_heads} kv heads, "
           f"head_dim {a.head_dim}, ffn {a.hidden_dim}, vocab {a.vocab_size}")
-    print(f"weights: {weights_origin(ckpt.path)}")
+    print(f"weights: {weights_origin(ckpt.path)}")  # trained or synthesized
     print(f"computing in {options.dtype} on {device} ({options.path} path)")
     print(f"prompt: {options.prompt!r}" if len(options.prompt) <= 200 else
           f"prompt: {options.prompt[:200]!r}… ({len(options.prompt):,} characters)")
@@ -185,17 +190,6 @@ def cmd_walk(options) -> None:
     trace = _run_trace(options, ckpt, tokens, device)
     print_walk(trace, tokenizer, all_layers=options.all_layers)
     print(f"({time.perf_counter() - start:.2f} s)")
-
-
-def weights_origin(path) -> str:
-    """Whether a checkpoint's weights are random (written by `synthesize`) or as stored in its file."""
-    from .synthesize import synthesized
-
-    made = synthesized(path) if Path(path).is_dir() else None
-    if made is not None:
-        return (f"synthesized (random, preset {made.get('preset')!r}, seed {made.get('seed')}): not trained, "
-                f"so the prediction is noise")
-    return f"as stored in {Path(path).name} (trained, unless you made them)"
 
 
 def cmd_trace(options) -> None:
@@ -281,8 +275,14 @@ def cmd_parity(options) -> None:
         print(f"wrote {write_text(out, table)}")
 
 
+def _serve(options) -> None:
+    from .serve import serve_command
+
+    serve_command(options)
+
+
 COMMANDS = {"walk": cmd_walk, "trace": cmd_trace, "generate": cmd_generate, "synthesize": cmd_synthesize,
-            "download": cmd_download, "goldens": cmd_goldens, "parity": cmd_parity}
+            "download": cmd_download, "goldens": cmd_goldens, "parity": cmd_parity, "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -138,6 +138,15 @@ def synthesized(path: Path) -> dict | None:
     return read_json(marker)
 
 
+def weights_origin(path) -> str:
+    """Whether a checkpoint's weights are random (written by `synthesize`) or as stored in its file."""
+    made = synthesized(path) if Path(path).is_dir() else None
+    if made is not None:
+        return (f"synthesized (random, preset {made.get('preset')!r}, seed {made.get('seed')}): not trained, "
+                f"so the prediction is noise")
+    return f"as stored in {Path(path).name} (trained, unless you made them)"
+
+
 def builtin_checkpoint(name: str = "tiny", seed: int = 0) -> Path:
     """A synthesized preset checkpoint in the cache (`tiny-seed0/`), made on first use."""
     target = cache_dir() / f"{name}-seed{seed}"

@@ -48,6 +48,17 @@ FINAL_STEPS = {
 }
 
 
+# Which page of the docs site explains each step (docs/NAME.md): the explorer links to it.
+DOCS_PAGE = {"tokens": "bpe", "embeddings": "embeddings", "freqs_cis": "rope", "attention_norm": "rmsnorm",
+             "q": "qkv", "k": "qkv", "v": "qkv", "q_rotated": "rope", "k_rotated": "rope", "scores": "attention",
+             "attention_weights": "attention", "attention": "multi-head", "attention_out": "multi-head", "h": "layers",
+             "ffn_norm": "rmsnorm", "ffn_out": "swiglu", "out": "layers", "norm": "prediction", "logits": "prediction"}
+
+
+# What a masked (future) entry of the [H, T, T] tensors holds: a −inf score, a 0 weight.
+MASKED = {"scores": float("-inf"), "attention_weights": 0.0}
+
+
 def step(name: str) -> str:
     """'layers.3.q_rotated' -> 'q_rotated'; 'logits' stays 'logits'."""
     return name.rsplit(".", 1)[-1]
