@@ -119,12 +119,14 @@ def habit_heads(trace: dict, args) -> dict:
 
 
 def head_matrices(trace: dict, layer: int, head: int) -> dict:
-    """One head's [T, T] scores (null where masked) and weights, rounded for a small answer."""
-    scores = trace[f"layers.{layer}.scores"][head]
-    weights = trace[f"layers.{layer}.attention_weights"][head]
-    return {"layer": layer, "head": head,
-            "scores": [[_finite(round(float(v), 3)) for v in row] for row in scores],
-            "weights": [[round(float(v), 4) for v in row] for row in weights]}
+    """One head's [T, T] scores (null where masked) and attention weights, under their trace
+    names, rounded for a small answer."""
+    matrices = {}
+    for name, masked in MASKED.items():  # scores, attention_weights
+        rows = trace[f"layers.{layer}.{name}"][head]
+        digits = 3 if masked else 4
+        matrices[name] = [[_finite(round(float(v), digits)) for v in row] for row in rows]
+    return {"layer": layer, "head": head, **matrices}
 
 
 def _finite(v):

@@ -93,7 +93,7 @@ def test_append_extends_by_the_top_token_and_equals_running_the_longer_prompt(se
     assert [t["id"] for t in appended["top"]] == [t["id"] for t in whole["top"]]
     for a, b in zip(appended["top"], whole["top"]):
         assert a["p"] == pytest.approx(b["p"], abs=2e-4)
-    for row_a, row_b in zip(attention_cached["weights"], attention_whole["weights"]):
+    for row_a, row_b in zip(attention_cached["attention_weights"], attention_whole["attention_weights"]):
         assert row_a == pytest.approx(row_b, abs=2e-4)
 
 
@@ -101,7 +101,7 @@ def test_a_head_comes_on_demand_with_masked_scores_as_null(server):
     call(server, "/api/run", {"prompt": CAPITAL})
     status, m = call(server, "/api/attention?layer=0&head=0")
     assert status == 200 and len(m["scores"]) == 5 and m["scores"][0][1] is None
-    assert all(abs(sum(row) - 1) < 1e-3 for row in m["weights"])
+    assert all(abs(sum(row) - 1) < 1e-3 for row in m["attention_weights"])
 
 
 @pytest.mark.parametrize("path, body, raw, status, says", [

@@ -136,7 +136,7 @@ async function drawAttention() {
   try {
     const m = await api(`/api/attention?layer=${$("layer").value}&head=${$("head").value}`);
     heatmap($("scores-canvas"), m.scores, true);
-    heatmap($("weights-canvas"), m.weights, false);
+    heatmap($("weights-canvas"), m.attention_weights, false);
     $("attention").dataset.drawn = `${m.layer}.${m.head}`;
   } catch (e) { showError(e.message); }
 }
