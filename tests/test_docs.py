@@ -329,3 +329,32 @@ def test_site_in_chromium(chromium, browser, served, built, tmp_path):  # chromi
     assert not problems, "\n".join(problems)
     assert sorted(p.name for p in screenshots.iterdir()) == sorted(
         f"{n}-{m}.png" for n in SCREENSHOT_PAGES for m in ("light", "dark"))
+
+
+_FIGURE_TEXT = """
+const sizes = [...document.querySelectorAll('figure.l3-figure svg text')].map(t => {
+  const svg = t.ownerSVGElement, box = svg.viewBox.baseVal;
+  const scale = svg.getBoundingClientRect().width / (box && box.width ? box.width : svg.width.baseVal.value);
+  return parseFloat(getComputedStyle(t).fontSize) * scale;  // the font's size on the screen, in CSS px
+}).filter(h => h > 0);
+return {count: sizes.length, smallest: sizes.length ? Math.min(...sizes) : null,
+        overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth};
+"""
+
+
+def test_figures_stay_legible_at_phone_width(chromium, browser, served, built):
+    """At 390 px a figure may scroll sideways inside its frame, but its text is never shrunk
+    below 6.5 px (its smallest labels, 7 pt, at three quarters of their size), and the page
+    itself never scrolls sideways."""
+    base, _ = served
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    checked = 0
+    for page in sorted(p.relative_to(built.site).as_posix() for p in built.site.rglob("index.html")):
+        browser.get(base + page.removesuffix("index.html"))
+        seen = browser.execute_script(_FIGURE_TEXT)
+        assert seen["overflow"] <= 1, f"{page}: the page is {seen['overflow']} px wider than a 390 px screen"
+        if seen["count"]:
+            checked += 1
+            assert seen["smallest"] >= 6.5, f"{page}: figure text {seen['smallest']:.1f} px high at 390 px"
+    assert checked >= 8, f"only {checked} pages with figures"
