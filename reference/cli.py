@@ -174,19 +174,11 @@ def _run_trace(options, ckpt, tokens, device):
 
 
 def cmd_walk(options) -> None:
-    from .synthesize import weights_origin
-    from .walk import print_walk
+    from .walk import print_header, print_walk
 
     start = time.perf_counter()
     ckpt, tokenizer, tokens, device = _load(options)
-    a = ckpt.args
-    print(f"checkpoint {ckpt.path}: dim {a.dim}, {a.n_layers} layers, {a.n_heads} heads, {a.n_kv_heads} kv heads, "
-          f"head_dim {a.head_dim}, ffn {a.hidden_dim}, vocab {a.vocab_size}")
-    print(f"weights: {weights_origin(ckpt.path)}")  # trained or synthesized
-    print(f"computing in {options.dtype} on {device} ({options.path} path)")
-    print(f"prompt: {options.prompt!r}" if len(options.prompt) <= 200 else
-          f"prompt: {options.prompt[:200]!r}… ({len(options.prompt):,} characters)")
-    print()
+    print_header(ckpt, options.prompt, f"computing in {options.dtype} on {device} ({options.path} path)")
     trace = _run_trace(options, ckpt, tokens, device)
     print_walk(trace, tokenizer, all_layers=options.all_layers)
     print(f"({time.perf_counter() - start:.2f} s)")

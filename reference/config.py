@@ -164,6 +164,12 @@ _ROPE_SCALING_KEYS = {
 _IGNORED_KEYS = ("max_batch_size",)
 
 
+# Upper bounds far above any released Llama (405B: 126 layers, dim 16,384, 128 heads, 128,256
+# tokens, 131,072 positions), checked before any size is derived from them.
+PLAUSIBLE = {"n_layers": 1024, "dim": 1 << 17, "n_heads": 1024, "n_kv_heads": 1024, "vocab_size": 1 << 22,
+             "max_seq_len": 1 << 24, "multiple_of": 1 << 20}
+
+
 def _first_problem(a: ModelArgs) -> str | None:
     """The first thing wrong with `a`, as a sentence naming the field, or None."""
     for name in ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of",
@@ -171,11 +177,16 @@ def _first_problem(a: ModelArgs) -> str | None:
         value = getattr(a, name)
         if not is_int(value) or value < 1:
             return f"{name} must be a positive integer, got {value!r}"
+    for name, most in PLAUSIBLE.items():  # a few bytes must not cost minutes or gigabytes
+        if getattr(a, name) > most:
+            return f"{name} {getattr(a, name):,} is not a plausible model (at most {most:,})"
     for name in ("norm_eps", "rope_theta", "rope_scale_factor", "rope_low_freq_factor",
                  "rope_high_freq_factor"):
         value = getattr(a, name)
         if not (is_finite_number(value) and value > 0):
             return f"{name} must be a positive finite number, got {value!r}"
+    if a.rope_theta <= 1:  # θ^(−2j/d) would grow with j: angles past float32's range, cos and sin NaN
+        return f"rope_theta must be larger than 1 (Llama 3: 500,000), got {a.rope_theta!r}"
     m = a.ffn_dim_multiplier
     if m is not None and not (is_finite_number(m) and m > 0):
         return f"ffn_dim_multiplier must be a positive number or null, got {m!r}"

@@ -50,6 +50,9 @@ def sample_top_p(probs: torch.Tensor, top_p: float, generator: torch.Generator) 
 
 def next_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
     """Greedy at temperature 0; otherwise top-p sampling from softmax(logits / temperature)."""
+    if not torch.isfinite(logits).all():  # argmax of NaN is 0: a made-up token, never an answer
+        raise InputError("the logits are not finite (NaN or Inf): a weight or a hyper-parameter is broken; "
+                         "`python -m reference walk` on the same checkpoint names the first non-finite tensor")
     if temperature == 0:
         return int(logits.argmax())
     # On the CPU in float32 whatever the device and dtype: a seed then gives the same draws everywhere.

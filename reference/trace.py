@@ -97,15 +97,58 @@ def trace_shapes(args: ModelArgs, n_tokens: int) -> dict[str, tuple[int, ...]]:
 
 
 def run_trace(tokens: list[int] | torch.Tensor, weights, args: ModelArgs, *, dtype=torch.float32, device="cpu",
-              path: str = "literal", on_layer=None) -> dict[str, torch.Tensor]:
-    """Run the forward pass on `tokens` and return the trace, in pipeline order."""
+              path: str = "literal", on_layer=None, check_finite: bool = True) -> dict[str, torch.Tensor]:
+    """Run the forward pass on `tokens` and return the trace, in pipeline order. A non-finite
+    tensor is refused in one line naming it (`first_non_finite`) unless `check_finite` is off,
+    for a caller that compares a deliberately broken pass with a golden."""
     tokens = torch.as_tensor(tokens, dtype=torch.int64)
     check_tokens(tokens, args)
     forward = {"literal": model.forward, "batched": batched.forward}[path]
     trace: dict[str, torch.Tensor] = {}
     forward(tokens, weights, args, dtype=dtype, device=device, trace=trace, on_layer=on_layer)
     order = trace_shapes(args, len(tokens))
-    return {name: trace[name] for name in order}
+    trace = {name: trace[name] for name in order}
+    problem = first_non_finite(trace, weights) if check_finite else None
+    if problem:
+        raise InputError(problem)
+    return trace
+
+
+# The weights each step reads (layers.{i}. before the layer steps'): where to look when a step
+# turns finite inputs into NaN or Inf.
+STEP_WEIGHTS = {"embeddings": ["tok_embeddings.weight"], "attention_norm": ["attention_norm.weight"],
+                "q": ["attention.wq.weight"], "k": ["attention.wk.weight"], "v": ["attention.wv.weight"],
+                "attention_out": ["attention.wo.weight"], "ffn_norm": ["ffn_norm.weight"],
+                "ffn_out": ["feed_forward.w1.weight", "feed_forward.w2.weight", "feed_forward.w3.weight"],
+                "norm": ["norm.weight"], "logits": ["output.weight", "tok_embeddings.weight"]}
+
+
+def first_non_finite(trace: dict[str, torch.Tensor], weights) -> str | None:
+    """The first recorded tensor holding NaN or Inf (−inf of the causal mask aside), with what
+    its step read, as one sentence; None when every value is finite. A reference whose job is
+    numerical truth stops there instead of printing `nan` and a made-up next token."""
+    previous = None
+    for name, t in trace.items():
+        if not t.is_floating_point():
+            previous = name
+            continue
+        values = t.masked_fill(torch.isneginf(t), 0) if step(name) == "scores" else t
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            kind = "NaN" if torch.isnan(values).any() else "Inf"
+            where = ", ".join(map(str, (bad.nonzero()[0].tolist())))
+            layer = name.split(".")[1] + "." if name.startswith("layers.") else ""
+            held = []
+            for w in STEP_WEIGHTS.get(step(name), []):
+                full = ("layers." + layer if layer else "") + w
+                if full in weights:
+                    n = int((~torch.isfinite(weights[full].float())).sum())
+                    held.append(f"{full} holds {n:,} non-finite values" if n else f"{full} finite")
+            inputs = "; ".join([f"{previous} finite"] * (previous is not None) + held)
+            return (f"{name} is {kind} (first at index [{where}]), so every later value is meaningless; "
+                    f"its inputs: {inputs}")
+        previous = name
+    return None
 
 
 def check_tokens(tokens: torch.Tensor, args: ModelArgs) -> None:

@@ -28,6 +28,19 @@ def describe(name: str, t: torch.Tensor) -> str:
     return f"  {name:<28} {shape:<16} {preview(t, step_letters(name)):<44} {describe_step(name)}"
 
 
+def print_header(ckpt, prompt: str, computing: str) -> None:
+    """What runs: the checkpoint's sizes, whether its weights are trained, where, on which prompt."""
+    from .synthesize import weights_origin
+
+    a = ckpt.args
+    print(f"checkpoint {ckpt.path}: dim {a.dim}, {a.n_layers} layers, {a.n_heads} heads, {a.n_kv_heads} kv heads, "
+          f"head_dim {a.head_dim}, ffn {a.hidden_dim}, vocab {a.vocab_size}")
+    print(f"weights: {weights_origin(ckpt.path)}")  # trained or synthesized
+    print(computing)
+    print(f"prompt: {prompt!r}" if len(prompt) <= 200 else f"prompt: {prompt[:200]!r}… ({len(prompt):,} characters)")
+    print()
+
+
 def print_walk(trace: dict[str, torch.Tensor], tokenizer, *, all_layers: bool = False) -> None:
     """Print the trace in pipeline order: layer 0 step by step, then each layer's output."""
     tokens = trace["tokens"].tolist()

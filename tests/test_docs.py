@@ -15,6 +15,7 @@ import base64
 import functools
 import http.server
 import os
+import posixpath
 import shutil
 import subprocess
 import sys
@@ -268,6 +269,29 @@ def _status(url: str) -> int:
         return e.code
 
 
+def _download_notebook(browser, url: str, expected: str | None, downloads: Path) -> list[str]:
+    """Click the page's "Download this page as a notebook" link, as a reader does, and check the
+    file Chromium saves: a valid notebook of the page's code (tests/test_notebooks.py)."""
+    from selenium.webdriver.common.by import By
+    from test_notebooks import notebook_problems
+
+    found = browser.find_elements(By.CSS_SELECTOR, 'a[href$=".ipynb"]')
+    if expected is None:
+        return [f"{url}: links a notebook ({a.get_attribute('href')}), but its page runs no code" for a in found]
+    if len(found) != 1:
+        return [f"{url}: {len(found)} links to a notebook, expected one to {expected}"]
+    if not found[0].get_attribute("href").endswith("/" + expected):
+        return [f"{url}: its notebook link goes to {found[0].get_attribute('href')}, expected …/{expected}"]
+    file = downloads / posixpath.basename(expected)
+    found[0].click()
+    deadline = time.monotonic() + 20
+    while not file.exists() and time.monotonic() < deadline:  # Chromium renames NAME.crdownload when done
+        time.sleep(0.05)
+    if not file.exists():
+        return [f"{url}: clicking '{found[0].text}' saved no {file.name} within 20 s"]
+    return notebook_problems(file.read_text(encoding="utf-8"), f"{url} -> {file.name}", expected)
+
+
 def test_site_in_chromium(chromium, browser, served, built, tmp_path):  # chromium first: skip before building
     base, failed_requests = served
     pages = sorted(p.relative_to(built.site).as_posix() for p in built.site.rglob("index.html"))
@@ -277,6 +301,12 @@ def test_site_in_chromium(chromium, browser, served, built, tmp_path):  # chromi
     links: dict[str, set[str]] = {}  # target URL -> pages linking to it
     screenshots = tmp_path / "screenshots"
     screenshots.mkdir()
+    from test_notebooks import expected_notebooks
+
+    notebooks = expected_notebooks()  # 'rope/index.html' -> 'notebooks/rope.ipynb', from the pages as they are
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
     for page in pages:
         url = base + page.removesuffix("index.html")
@@ -286,6 +316,7 @@ def test_site_in_chromium(chromium, browser, served, built, tmp_path):  # chromi
             if entry["level"] == "SEVERE":
                 problems.append(f"{url}: console error: {entry['message']}")
         problems += [f"{url}: image did not load: {src}" for src in seen["brokenImages"]]
+        problems += _download_notebook(browser, url, notebooks.get(page), downloads)
         ids[urldefrag(url)[0]] = set(seen["ids"])
         for link in seen["links"]:
             if link.startswith(base):
@@ -324,6 +355,9 @@ def test_site_in_chromium(chromium, browser, served, built, tmp_path):  # chromi
             continue
         if fragment and fragment not in ids[target]:
             problems.append(f"broken link, no element with id {fragment!r}: {where}")
+    saved = sorted(p.name for p in downloads.iterdir())
+    if saved != sorted(posixpath.basename(n) for n in notebooks.values()):
+        problems.append(f"notebooks saved by clicking their links: {saved}; expected one per page that runs code")
     problems += [f"request failed: {r}" for r in failed_requests]
     print(f"{len(pages)} pages, {len(links)} internal links; screenshots in {screenshots}")
     assert not problems, "\n".join(problems)
@@ -358,3 +392,12 @@ def test_figures_stay_legible_at_phone_width(chromium, browser, served, built):
             checked += 1
             assert seen["smallest"] >= 6.5, f"{page}: figure text {seen['smallest']:.1f} px high at 390 px"
     assert checked >= 8, f"only {checked} pages with figures"
+
+
+def test_every_page_that_runs_code_links_its_notebook(built):
+    """The built site's notebooks/: one per page with code, linked under its title, valid, up to date."""
+    assert built.returncode == 0, built.problems()
+    from test_notebooks import check_site
+
+    problems = check_site(built.site)
+    assert not problems, "\n".join(problems)

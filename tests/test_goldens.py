@@ -181,7 +181,7 @@ def test_readme_tolerance_table_is_the_one_the_code_uses():
 
 def divergence(ckpt, golden, args=None, weights=None, path="literal"):
     trace = run_trace(golden["tokens"].tolist(), weights or ckpt.weights, args or ckpt.args,
-                      dtype=goldens.COMPUTE_DTYPE, path=path)
+                      dtype=goldens.COMPUTE_DTYPE, path=path, check_finite=False)  # broken on purpose
     return compare.first_divergence(golden, goldens.golden_arrays(trace, goldens.stored_layers(golden)))
 
 
