@@ -206,6 +206,15 @@ def test_a_gguf_cut_in_its_header_is_refused(tmp_path):
     refused(tmp_path / "cut.gguf", "cut.gguf", "truncated or corrupt", "runs past the end")
 
 
+@pytest.mark.parametrize("field, offset", [("n_tensors", 8), ("n_kv", 16)])
+def test_a_count_that_the_file_cannot_hold_is_refused_without_reading_on(tmp_path, field, offset):
+    """A stranger's file claiming 2^60 entries ends in one line, not a loop or an allocation."""
+    data = bytearray(write_gguf(tmp_path / "whole.gguf").read_bytes())
+    data[offset:offset + 8] = (1 << 60).to_bytes(8, "little")
+    (tmp_path / "huge.gguf").write_bytes(bytes(data))
+    refused(tmp_path / "huge.gguf", "huge.gguf", "truncated or corrupt")
+
+
 def test_our_header_reader_reads_what_ggufs_own_reader_reads(smollm2_file, tmp_path):
     """gguf_file.read_header replaces GGUFReader only for speed: the same keys, values and tensor table."""
     from gguf import GGUFReader

@@ -116,6 +116,10 @@ def read_header(path: Path) -> Header:
         if version not in (2, 3):
             raise InputError(f"{path}: GGUF version {version}, which is not read (versions 2 and 3 are)")
         n_tensors, n_kv = r.scalar("Q"), r.scalar("Q")
+        for what, n, least in (("tensors", n_tensors, 24), ("metadata keys", n_kv, 13)):  # the smallest entry's bytes
+            if n * least > size:
+                raise InputError(f"{path}: the header claims {n:,} {what}, more than a {size:,}-byte file can hold; "
+                                 f"truncated or corrupt GGUF file")
         metadata = {}
         for _ in range(n_kv):
             key = r.string()
