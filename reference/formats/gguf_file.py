@@ -61,8 +61,11 @@ class _Cursor:
         self.buf, self.pos = buf, 0
 
     def scalar(self, code: str):
+        size = struct.calcsize(code)
+        if self.pos + size > len(self.buf):
+            raise struct.error(f"a value at byte {self.pos:,} runs past the end of the file")
         (value,) = struct.unpack_from("<" + code, self.buf, self.pos)
-        self.pos += struct.calcsize(code)
+        self.pos += size
         return value
 
     def string(self) -> str:
