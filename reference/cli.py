@@ -139,9 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only this configuration (repeatable; default: all)")
     parity.add_argument("--out", default=None, help="also write the table to this file (e.g. docs/data/parity.md)")
 
+    from .check import add_commands as add_check_commands
     from .serve import add_serve_command
 
     add_serve_command(sub, CHECKPOINT_HELP)
+    add_check_commands(sub)  # check (a learner's trace against the reference) and compare (two traces)
     return parser
 
 
@@ -280,6 +282,10 @@ COMMANDS = {"walk": cmd_walk, "trace": cmd_trace, "generate": cmd_generate, "syn
 def main(argv: list[str] | None = None) -> int:
     try:
         options = build_parser().parse_args(argv)
+        if options.command in ("check", "compare"):
+            from .check import run_command
+
+            return run_command(options)  # 0: it matches, 1: it differs
         COMMANDS[options.command](options)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
