@@ -503,3 +503,23 @@ def residual_outliers(rms: np.ndarray, dims: np.ndarray, dim_labels: list[str]) 
     return svg(fig, "The residual stream's size and its outlier dimensions",
                "Left: the root mean square of the stream after each layer. Right: the few dimensions whose "
                "values are far larger than the rest, beside the median dimension's.")
+
+
+def compare_by_layer(table: dict[str, dict[int, float]], tolerance: float, title: str) -> str:
+    """Two traces' error by layer, one line per step (log scale), the tolerance dashed."""
+    fig, ax = plt.subplots(figsize=(8.6, 3.6))
+    for (name, row), color in zip(table.items(), PALETTE * 3):
+        layers = sorted(row)
+        ax.plot(layers, [max(row[i], 1e-12) for i in layers], lw=1, color=color, label=name)
+    ax.axhline(tolerance, color=INK, lw=0.8, ls="--")
+    ax.text(0, tolerance * 1.3, f"float32's tolerance {tolerance:g}", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("max |B − A| / max |A|")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(True)
+    return svg(fig, "Error of a bfloat16 pass against float32, by layer and step",
+               "Every step's error, layer by layer: the same model on the same tokens computed in bfloat16 (B) "
+               "against float32 (A). bfloat16 keeps 8 bits of mantissa, so the traces part at the first tensor "
+               "and the error stays at that level through the layers: no single step is to blame.")
