@@ -316,7 +316,7 @@ def qkv_head(q: np.ndarray, k: np.ndarray, v: np.ndarray, labels: list[str], hea
     """One query head's q and its kv head's k and v, [T, d] each, side by side on one colour scale each."""
     fig, axes = plt.subplots(1, 3, figsize=(8.6, 0.2 * len(labels) + 1.3), sharey=True)
     for ax, values, title in zip(axes, (q, k, v), (f"q, head {head}", f"k, kv head {kv}", f"v, kv head {kv}")):
-        bound = np.abs(values).max()
+        bound = np.percentile(np.abs(values), 99)  # a few outlier dimensions would wash out the rest
         im = ax.imshow(values, cmap=SIGNED_MAP, vmin=-bound, vmax=bound, aspect="auto", interpolation="none")
         ax.set_title(title)
         ax.set_xlabel("dimension of the head")
@@ -327,7 +327,8 @@ def qkv_head(q: np.ndarray, k: np.ndarray, v: np.ndarray, labels: list[str], hea
     axes[0].set_yticks(range(len(labels)), labels, fontsize=8)
     return svg(fig, f"Query head {head} and kv head {kv}: q, k and v per token",
                f"Layer 0: each token's query (head {head}), key and value (kv head {kv}), one row per token, "
-               f"orange positive, blue negative, each on its own scale.")
+               f"orange positive, blue negative, each on its own scale, clipped at its 99th percentile so that a few "
+               f"outlier dimensions do not wash out the rest.")
 
 
 def matrix(values: np.ndarray, labels: list[str], title: str, xlabel: str, alt: str, caption: str) -> str:
@@ -508,9 +509,10 @@ def residual_outliers(rms: np.ndarray, dims: np.ndarray, dim_labels: list[str]) 
 def compare_by_layer(table: dict[str, dict[int, float]], tolerance: float, title: str) -> str:
     """Two traces' error by layer, one line per step (log scale), the tolerance dashed."""
     fig, ax = plt.subplots(figsize=(8.6, 3.6))
-    for (name, row), color in zip(table.items(), PALETTE * 3):
+    for k, (name, row) in enumerate(table.items()):  # 14 steps, 8 colours: the second eight dashed
         layers = sorted(row)
-        ax.plot(layers, [max(row[i], 1e-12) for i in layers], lw=1, color=color, label=name)
+        ax.plot(layers, [max(row[i], 1e-12) for i in layers], lw=1, color=PALETTE[k % len(PALETTE)],
+                ls="-" if k < len(PALETTE) else "--", label=name)
     ax.axhline(tolerance, color=INK, lw=0.8, ls="--")
     ax.text(0, tolerance * 1.3, f"float32's tolerance {tolerance:g}", fontsize=8)
     ax.set_yscale("log")
