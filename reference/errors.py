@@ -21,3 +21,10 @@ def is_int(value) -> bool:
 def is_finite_number(value) -> bool:
     """An int or a float (not a bool), neither infinite nor NaN."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def shown(text: str, limit: int = 120) -> str:
+    """A name read from a stranger's file, safe to print in one line: control characters (a
+    newline, an ANSI escape) written as escapes, and at most `limit` characters."""
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return safe if len(safe) <= limit else f"{safe[:limit]}… ({len(safe):,} characters)"

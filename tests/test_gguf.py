@@ -206,6 +206,21 @@ def test_a_gguf_cut_in_its_header_is_refused(tmp_path):
     refused(tmp_path / "cut.gguf", "cut.gguf", "truncated or corrupt", "runs past the end")
 
 
+def test_a_tensor_name_from_the_file_reaches_the_terminal_escaped_and_short(tmp_path):
+    """Names in a stranger's file may hold a newline, an ANSI escape or a megabyte: the message stays one short line."""
+    from reference.errors import shown
+
+    assert shown("blk.0.attn_q\n\x1b[31mred") == "blk.0.attn_q\\n\\x1b[31mred"
+    assert shown("x" * 1_000_000).endswith("… (1,000,000 characters)") and len(shown("x" * 1_000_000)) < 160
+    path = write_gguf(tmp_path / "odd.gguf")
+    data = path.read_bytes()
+    odd = data.replace(b"blk.1.ffn_up.weight", b"blk.1.ffn_up\n\x1b[2J.w")  # same length: offsets stay valid
+    assert odd != data
+    (tmp_path / "odd2.gguf").write_bytes(odd)
+    message = refused(tmp_path / "odd2.gguf", "odd2.gguf", "unexpected tensor")
+    assert "\x1b" not in message and "\\x1b[2J" in message
+
+
 @pytest.mark.parametrize("field, offset", [("n_tensors", 8), ("n_kv", 16)])
 def test_a_count_that_the_file_cannot_hold_is_refused_without_reading_on(tmp_path, field, offset):
     """A stranger's file claiming 2^60 entries ends in one line, not a loop or an allocation."""

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..config import ModelArgs, args_with_ffn_width, expected_shapes
-from ..errors import InputError
+from ..errors import InputError, shown
 from ..files import cache_dir, read_head
 from ..vocab_files import tokenizer_from_gguf
 from .checkpoint import OPTIONAL, Checkpoint, checked_tokenizer
@@ -213,12 +213,12 @@ def read_gguf(path: Path) -> tuple[ModelArgs, GGUFWeights, dict]:
     for gguf_name, t in by_gguf.items():
         name = meta_name(gguf_name)
         if name not in expected:
-            raise InputError(f"{path}: unexpected tensor {gguf_name} (llama.block_count is {args.n_layers})")
+            raise InputError(f"{path}: unexpected tensor {shown(gguf_name)} (llama.block_count is {args.n_layers})")
         if type_name(t) not in FLOATS and type_name(t) not in QUANTIZED:
-            raise InputError(f"{path}: tensor {gguf_name} is {type_name(t)}, which is not read "
+            raise InputError(f"{path}: tensor {shown(gguf_name)} is {type_name(t)}, which is not read "
                              f"(readable: {', '.join([*FLOATS, *QUANTIZED])}); use a file quantized as Q4_K_M or Q8_0")
         if t.shape != expected[name]:
-            raise InputError(f"{path}: tensor {gguf_name} has shape {list(t.shape)}, the metadata implies "
+            raise InputError(f"{path}: tensor {shown(gguf_name)} has shape {list(t.shape)}, the metadata implies "
                              f"{list(expected[name])} (dim={args.dim}, n_heads={args.n_heads}, n_kv_heads="
                              f"{args.n_kv_heads}, hidden_dim={args.hidden_dim}, vocab_size={args.vocab_size})")
         tensors[name] = t

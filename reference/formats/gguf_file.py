@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, shown
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -141,13 +141,13 @@ def read_header(path: Path) -> Header:
         try:
             block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
         except (ValueError, KeyError):
-            raise InputError(f"{path}: tensor {name} has ggml type {kind}, which gguf {_version()} does not know") from None
+            raise InputError(f"{path}: tensor {shown(name)} has ggml type {kind}, which gguf {_version()} does not know") from None
         count = int(np.prod(ne, dtype=np.int64))
         if not ne or ne[0] % block:
-            raise InputError(f"{path}: tensor {name} has shape {list(ne)}, not whole blocks of {block}")
+            raise InputError(f"{path}: tensor {shown(name)} has shape {list(ne)}, not whole blocks of {block}")
         info = TensorInfo(name, ne, kind, data_offset + offset, count // block * block_bytes)
         if info.offset + info.nbytes > size:
-            raise InputError(f"{path}: truncated or corrupt GGUF file: tensor {name} needs bytes {info.offset:,}–"
+            raise InputError(f"{path}: truncated or corrupt GGUF file: tensor {shown(name)} needs bytes {info.offset:,}–"
                              f"{info.offset + info.nbytes:,}, the file has {size:,}; download it again")
         tensors.append(info)
     return Header(version, metadata, tensors, data_offset)
