@@ -14,7 +14,6 @@ element, and the known mistake (causes.py) whose recomputation reproduces it. Fr
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
@@ -25,6 +24,7 @@ from .causes import CAUSES
 from .diagnose import Context, Finding, diagnose
 from .difference import LOWER, TOLERANCE, difference, recognise_dtype, representable, where_text
 from .errors import InputError
+from .files import prompt_text
 from .replay import (LOGITS, NEXT_TOKEN, SMALL_DIM, TOKENS, Model, layer_of, one_thread, reference_trace, replay,
                      stretch)
 from .trace import step, trace_shapes
@@ -251,22 +251,7 @@ def run_command(options) -> int:
         from . import trace_compare
 
         return trace_compare.run(options)
-    report = check_trace(options.trace, options.checkpoint, _prompt(options), names=options.names,
+    report = check_trace(options.trace, options.checkpoint, prompt_text(options), names=options.names,
                          layout=options.layout, dtype=options.dtype)
     print(json.dumps(report.to_json()) if options.json else report)
     return 0 if report.match else 1
-
-
-def _prompt(options) -> str | None:
-    """--prompt TEXT, --prompt - (standard input) or --prompt-file PATH; None for neither."""
-    from .files import read_text_file
-
-    if options.prompt_file is not None:
-        return read_text_file(Path(options.prompt_file), what="prompt file")
-    if options.prompt == "-":
-        data = sys.stdin.buffer.read()
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"standard input: the prompt is not UTF-8 text (byte {e.start})") from None
-    return options.prompt

