@@ -2,9 +2,10 @@
 
 Each projection is one matrix product for every head ([T, D] @ [D, H·d]) instead of H small
 ones, the kv heads are shared by broadcasting instead of re-projecting, and without a trace
-the attention itself is PyTorch's fused `scaled_dot_product_attention`. Every bf16 weight is
-upcast in cache-sized slices right before its product (`upcast.linear`), so no float32 copy
-of a whole matrix, not even of the [V, D] output projection, is ever made.
+the attention itself is PyTorch's fused `scaled_dot_product_attention`, with or without a KV
+cache, so no [heads, T, T] tensor is ever held. Every bf16 weight is upcast in cache-sized
+slices right before its product (`upcast.linear`), so no float32 copy of a whole matrix, not
+even of the [V, D] output projection, is ever made.
 `tests/test_batched.py` proves it equal to `model.forward`.
 
 Generation (`generate.py`) runs this pass with a `KVCache`: the first call (the "prefill")
@@ -62,18 +63,15 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
     v = linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
     q_rot, k_rot = apply_rope(q, cis), apply_rope(k, cis)
     keys, values = (k_rot, v) if cache is None else cache.update(layer, start, k_rot, v)  # [K, S, d]
-    if trace is None and cache is None:
-        # Fused kernel; enable_gqa lets query head h read kv head h // n_rep without copies.
-        out = F.scaled_dot_product_attention(q_rot, k_rot, v, is_causal=True, enable_gqa=K != H)  # [H, T, d]
+    if trace is None:
+        out = fused_attention(q_rot, keys, values, start)  # [H, T, d]
     else:
-        # The trace needs the scores themselves, so they are computed explicitly; so are the
-        # cached ones, because of the one subtle thing. The scores are [T, S]: T new queries
-        # against all S = start + T keys. Query i is the token at position start + i, so it
-        # may see keys 0 … start + i: the mask is -inf only where key j > start + i, i.e. above
-        # the diagonal shifted right by `start` (causal_mask(T, S) does that). A square mask,
-        # or `is_causal=True` in PyTorch's fused attention, would align the diagonal top-left
-        # instead and hide the cached keys from the queries. When T = 1, nothing is masked:
-        # the newest token sees everything.
+        # The trace needs the scores themselves, so they are computed explicitly. The one subtle
+        # thing is the mask with a cache. The scores are [T, S]: T new queries against all
+        # S = start + T keys. Query i is the token at position start + i, so it may see keys
+        # 0 … start + i: the mask is -inf only where key j > start + i, i.e. above the diagonal
+        # shifted right by `start` (causal_mask(T, S) does that). A square mask would align the
+        # diagonal top-left instead and hide the cached keys from the queries.
         S = keys.shape[1]
         keys = keys.repeat_interleave(args.n_rep, dim=0)  # [H, S, d]: query head h reads kv head h // n_rep
         values = values.repeat_interleave(args.n_rep, dim=0)  # [H, S, d]
@@ -84,6 +82,23 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
     if trace is not None:
         model.record_attention(trace, layer, q, k, v, q_rot, k_rot, scores, probs, attention)
     return linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [T, D]
+
+
+def fused_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + mask)·v in PyTorch's fused kernel, which never holds the [H, T, S]
+    scores (a 4,096-token prompt would need 2 GiB of them per layer in float32).
+
+    q [H, T, d] sits at positions start … start+T-1; keys and values [K, S, d] at 0 … S-1.
+    enable_gqa lets query head h read kv head h // n_rep without copies. `is_causal` aligns
+    the mask's diagonal top-left, right only when there is no cached prefix (start = 0); a
+    single new token sees every key and needs no mask; chunks after a prefix get the shifted
+    [T, S] mask of `causal_mask`, O(T·S) and not per head.
+    """
+    T, S, gqa = q.shape[1], keys.shape[1], keys.shape[0] != q.shape[0]
+    if start == 0 or T == 1:
+        return F.scaled_dot_product_attention(q, keys, values, is_causal=start == 0 and T > 1, enable_gqa=gqa)
+    mask = causal_mask(T, S, q.dtype, q.device)  # [T, S]
+    return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=gqa)
 
 
 def feed_forward_batched(x: torch.Tensor, layer: int, weights: Weights, dtype: torch.dtype, device) -> torch.Tensor:

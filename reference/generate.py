@@ -29,6 +29,7 @@ from .batched import KVCache, forward
 from .config import ModelArgs
 from .errors import InputError, is_finite_number, is_int
 from .model import Weights
+from .upcast import resident
 from .trace import check_tokens
 
 
@@ -110,6 +111,7 @@ def _generate(prompt, weights, args, n_new, temperature, top_p, generator, stop_
     if n_new == 0:
         return
     tokens = list(prompt)
+    weights = resident(weights, dtype, device)  # a small model is upcast once, not at every token
     # The last new token is never fed back in, so it needs no slot.
     cache = KVCache.allocate(args, len(prompt) + n_new - 1, dtype, device) if kv_cache else None
     logits = forward(torch.tensor(prompt), weights, args, dtype=dtype, device=device, cache=cache, last_only=True)

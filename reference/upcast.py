@@ -10,6 +10,7 @@ This is CPU tuning, so it lives here and not in `model.py`, which is meant to be
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import torch
@@ -46,6 +47,8 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         return linear(x.float(), w, torch.float32, device).to(torch.bfloat16)
     if w.dtype == dtype or not on_cpu:
         return x @ w.to(device=device).to(dtype).T
+    if x.shape[0] == 1 and compiled_gemv_wanted():
+        return compiled_gemv()(w, x[0])[None]  # [1, out]
     n_out, n_in = w.shape
     slice_bytes = SLICE_BYTES_FEW_TOKENS if x.shape[0] <= FEW_TOKENS else SLICE_BYTES_MANY_TOKENS
     rows = max(16, min(n_out, slice_bytes // (n_in * torch.finfo(dtype).bits // 8)))
@@ -58,3 +61,43 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         chunk.copy_(w[start:stop])
         torch.mm(chunk, x_t, out=out_t[start:stop])
     return out_t.T.contiguous()  # [T, out]
+
+
+# --- one token, compiled: the upcast fused into the product ---
+#
+# Decoding one token in float32 from bf16 weights is a matrix-vector product that should cost
+# reading the bf16 bytes once. Eager PyTorch cannot fuse the upcast into the product: `linear`
+# above writes each slice as float32 and reads it back (3,700 small copies a token for the
+# 8B), which loses to transformers reading float32 weights it keeps in RAM. torch.compile
+# writes one loop that reads bf16, upcasts in registers and sums, so a token reads half the
+# bytes transformers reads. Compiling costs ~40 s the first time (one kernel per weight shape;
+# cached on disk after, ~5 s), so it is opt-in: LLAMA3_REFERENCE_COMPILE=1.
+
+def compiled_gemv_wanted() -> bool:
+    return os.environ.get("LLAMA3_REFERENCE_COMPILE") == "1"
+
+
+@functools.cache
+def compiled_gemv():
+    """w [out, in] (bf16) · x [in] (float32) → [out] float32, upcast and product in one loop."""
+    return torch.compile(lambda w, x: (w.float() * x).sum(-1), dynamic=False)
+
+
+# The 8B's tricks (bf16 kept on disk, upcast a slice at a time) save memory at a cost of time on
+# every token. A model whose upcast weights fit this budget is upcast once instead: SmolLM2-135M
+# is 0.5 GiB in float32, the built-in `tiny` 0.13 GiB, Llama 3 8B 30 GiB (never resident).
+RESIDENT_BYTES = 1 << 30
+
+
+def resident(weights, dtype: torch.dtype, device="cpu", budget: int = RESIDENT_BYTES):
+    """`weights` in `dtype` on `device` once and for all, when that fits `budget` bytes; otherwise
+    `weights` itself, upcast per product as before. The numbers are the same either way: an
+    upcast is exact, whether done once or at every product."""
+    # A GGUF's quantized tensors expand only when asked for; its `meta` holds their shapes and
+    # dtypes, so sizing the model expands nothing.
+    described = getattr(weights, "meta", weights)
+    if all(w.dtype == dtype for w in described.values()) and torch.device(device).type == "cpu":
+        return weights  # nothing to upcast (a GGUF's expanded float32 is memory-mapped already)
+    if sum(w.numel() for w in described.values()) * torch.finfo(dtype).bits // 8 > budget:
+        return weights
+    return {name: weights[name].to(device=device, dtype=dtype) for name in described}

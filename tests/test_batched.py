@@ -60,3 +60,42 @@ def test_bfloat16_linear_is_the_float32_product_rounded_with_or_without_native_b
     out = linear(x, w, torch.bfloat16, "cpu")
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), x.float() @ w.float().T, atol=0.05, rtol=1 / 128)
+
+
+def test_fused_attention_after_a_cached_prefix_equals_the_explicit_scores(tiny):
+    """Without a trace, a chunk after a cached prefix runs PyTorch's fused attention with the
+    shifted mask; with a trace, the scores are computed one by one. Both give the same logits."""
+    tokens = torch.tensor(PROMPT)
+    logits = {}
+    for traced in (False, True):
+        cache = batched.KVCache.allocate(tiny.args, len(PROMPT), torch.float64)
+        batched.forward(tokens[:12], tiny.weights, tiny.args, dtype=torch.float64, cache=cache)
+        logits[traced] = batched.forward(tokens[12:], tiny.weights, tiny.args, dtype=torch.float64, cache=cache,
+                                         start=12, trace={} if traced else None)
+    torch.testing.assert_close(logits[False], logits[True], rtol=1e-12, atol=1e-12)
+
+
+def test_a_small_model_is_upcast_once_and_gives_the_same_logits(tiny):
+    weights = upcast.resident(tiny.weights, torch.float32)
+    assert all(w.dtype == torch.float32 for w in weights.values())
+    tokens = torch.tensor(PROMPT)
+    torch.testing.assert_close(batched.forward(tokens, weights, tiny.args),
+                               batched.forward(tokens, tiny.weights, tiny.args), rtol=1e-6, atol=1e-6)
+
+
+def test_a_model_over_the_budget_stays_as_stored(tiny):
+    assert upcast.resident(tiny.weights, torch.float32, budget=1 << 20) is tiny.weights
+
+
+def test_weights_already_in_the_compute_dtype_are_not_copied(tiny):
+    weights = upcast.resident(tiny.weights, torch.float32)
+    assert upcast.resident(weights, torch.float32) is weights
+
+
+@pytest.mark.skipif(not upcast.compiled_gemv_wanted(), reason="opt-in: LLAMA3_REFERENCE_COMPILE=1 (compiling takes ~40 s)")
+def test_the_compiled_one_token_product_equals_the_upcast_product():
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 512, generator=g), torch.randn(3000, 512, generator=g).bfloat16()
+    exact = x.double() @ w.double().T  # [1, 3000]: both sum 512 products, in different orders
+    compiled, eager = linear(x, w, torch.float32, "cpu").double(), (x @ w.float().T).double()
+    assert (compiled - exact).abs().max() <= 2 * (eager - exact).abs().max()
