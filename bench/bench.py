@@ -30,6 +30,9 @@ from reference.config import preset
 from reference.formats import load_checkpoint
 from reference.files import cache_dir
 from reference.synthesize import synthesize
+
+import growth  # noqa: E402 (bench/growth.py, beside this file)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -373,6 +376,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-32", action="store_true", help="skip the 32-layer memory measurement (16 GB on disk)")
     p.add_argument("--no-hf", action="store_true", help="skip transformers")
     p.add_argument("--no-gguf", action="store_true", help="skip the Q8_0 GGUF of the same weights")
+    p.add_argument("--no-growth", action="store_true", help="skip prefill at 17 … 4,096 tokens")
+    p.add_argument("--no-small", action="store_true", help="skip decode on tiny and SmolLM2-135M")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled float32 decode")
     p.add_argument("--out", default=str(ROOT / "docs" / "performance.md"), help="markdown report ('-' for none)")
     o = p.parse_args(argv)
     device = o.device
@@ -408,13 +414,26 @@ def main(argv=None) -> int:
         lines += [f"## Decode, {dtype_name}", "",
                   f"One token reads {per_token / 2**30:.2f} GiB of bf16 weights, so the bandwidth bound is "
                   f"{bound:.1f} tokens/s.", "", "| | tokens/s (best / median) | % of bound |", "|---|---|---|"]
+        compile_note = []
+        if dtype == torch.float32 and device == "cpu" and not o.no_compile:
+            decode["ours, compiled one-token product"], first = growth.compiled_decode(ckpt, o.new_tokens, device,
+                                                                                      o.repeats)
+            compile_note = ["", f"The compiled row runs with `LLAMA3_REFERENCE_COMPILE=1`; its first token took "
+                            f"{first:.1f} s (compiling, or loading the kernels inductor cached on disk)."]
         for name, (lo, med) in decode.items():
             lines.append(f"| {name} | {1 / lo:.2f} / {1 / med:.2f} | {100 / med / bound:.0f}% |")
+        lines += compile_note
         lines += ["", "Where our decode step spends its time (torch.profiler, self time per token):", "",
                   "| operator | ms per token | calls per token |", "|---|---|---|"]
         for op, ms, calls in profile_decode(ckpt, prompt_tokens(tokenizer, None), dtype, device):
             lines.append(f"| `{op}` | {ms:.1f} | {calls:,} |")
         lines.append("")
+    if not o.no_growth:
+        rows = growth.prefill_growth(ckpt, torch.float32, device, o.repeats, not o.no_hf)
+        lines += growth.growth_section(rows, "float32", Path(o.out).parent / "performance-growth.svg"
+                                       if o.out != "-" else None)
+    if not o.no_small:
+        lines += growth.small_models_section(o.new_tokens * 2, device, o.repeats, not o.no_hf)
     lines += ["## Memory: load + one forward of the walk-through prompt (batched path, float32)", "",
               "| layers | checkpoint on disk | peak RssAnon | VmHWM (incl. mmap'd file pages) |", "|---|---|---|---|"]
     for n in ([o.layers] if o.no_32 else sorted({o.layers, 32})):
