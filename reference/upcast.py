@@ -45,10 +45,11 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         # Without AVX512-BF16/AMX, PyTorch's bf16 matrix product is emulated and many times
         # slower than float32: multiply in float32 (exact products of bf16 values), round once.
         return linear(x.float(), w, torch.float32, device).to(torch.bfloat16)
+    one_bf16_row = on_cpu and x.shape[0] == 1 and w.dtype == torch.bfloat16 and dtype != torch.float64
+    if one_bf16_row and compiled_gemv_wanted():
+        return compiled_gemv()(w, x[0].float())[None].to(dtype)  # [1, out]: float32 sums, rounded once
     if w.dtype == dtype or not on_cpu:
         return x @ w.to(device=device).to(dtype).T
-    if x.shape[0] == 1 and compiled_gemv_wanted():
-        return compiled_gemv()(w, x[0])[None]  # [1, out]
     n_out, n_in = w.shape
     slice_bytes = SLICE_BYTES_FEW_TOKENS if x.shape[0] <= FEW_TOKENS else SLICE_BYTES_MANY_TOKENS
     rows = max(16, min(n_out, slice_bytes // (n_in * torch.finfo(dtype).bits // 8)))
@@ -70,7 +71,8 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
 # above writes each slice as float32 and reads it back (3,700 small copies a token for the
 # 8B), which loses to transformers reading float32 weights it keeps in RAM. torch.compile
 # writes one loop that reads bf16, upcasts in registers and sums, so a token reads half the
-# bytes transformers reads. Compiling costs ~40 s the first time (one kernel per weight shape;
+# bytes transformers reads. (A bf16 pass uses it too: float32 sums, rounded once, as the bf16
+# product does.) Compiling costs ~40 s the first time (one kernel per weight shape;
 # cached on disk after, ~5 s), so it is opt-in: LLAMA3_REFERENCE_COMPILE=1.
 
 def compiled_gemv_wanted() -> bool:

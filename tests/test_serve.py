@@ -6,6 +6,7 @@ server keeps answering after each.
 """
 
 import json
+import os
 import socket
 import threading
 import time
@@ -163,6 +164,7 @@ def test_the_page_runs_a_prompt_shows_paris_draws_attention_and_appends(server, 
     assert painted
     browser.find_element(By.ID, "append").click()
     wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#tokens .chip")) == 6)
+    save_screenshot(browser, tmp_path / "explorer.png")
     # a prompt over the cap: the error shows in the page, and the next run works
     browser.execute_script("document.getElementById('prompt').value = 'word '.repeat(400);")
     browser.find_element(By.ID, "run").click()
@@ -173,4 +175,29 @@ def test_the_page_runs_a_prompt_shows_paris_draws_attention_and_appends(server, 
     browser.find_element(By.ID, "run").click()
     wait.until(lambda b: not b.find_element(By.ID, "error").is_displayed())
     wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#tokens .chip")) == 5)
-    browser.save_screenshot(str(tmp_path / "explorer.png"))
+
+
+def save_screenshot(driver, path):
+    """The page as the test sees it; with $LLAMA3_REFERENCE_SCREENSHOT=docs/explorer.png also the
+    docs page's picture: the top of the page, the attention heatmap and the logit lens, stacked,
+    in 256 colours."""
+    driver.save_screenshot(str(path))
+    target = os.environ.get("LLAMA3_REFERENCE_SCREENSHOT")
+    if target:
+        import io
+
+        from PIL import Image
+        from selenium.webdriver.common.by import By
+
+        top = Image.open(path).convert("RGB")
+        parts = [top.crop((0, 0, top.width, 620))]
+        for element in ("attention", "logit-lens"):
+            part = Image.open(io.BytesIO(driver.find_element(By.ID, element).screenshot_as_png)).convert("RGB")
+            parts.append(part)
+        width = max(p.width for p in parts)
+        sheet = Image.new("RGB", (width, sum(p.height + 16 for p in parts)), "white")
+        y = 0
+        for part in parts:
+            sheet.paste(part, ((width - part.width) // 2, y))
+            y += part.height + 16
+        sheet.quantize(256).save(target, optimize=True)
