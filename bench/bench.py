@@ -322,29 +322,46 @@ time right before its product (`reference.upcast.linear`), the output projection
 no float32 matrix bigger than a few MiB ever exists. The full 32-layer 8B-shaped forward keeps
 its anonymous memory far below 2 GiB; the walk-through's code needs 17 GB or more.
 
-**float32 against transformers.** transformers holds every weight as float32 (32 GB for the
-8B: more than this machine has, so it is timed on a few layers), and reads 4 bytes per
-parameter. We keep 2 bytes per parameter and convert them on the fly, every pass. Where the
-product is cheap, as in decode and in short prompts, that conversion is the cost: the profile
-above shows `aten::copy_` (bf16 → float32, into the slice buffer) taking most of a decode
-step, with `aten::mm` second. PyTorch converts bf16 at a few billion elements per second on
-this CPU, well below memory speed, and has no float32 × bf16 product on the CPU that would
-convert inside the product; a hand-written fused kernel could, but this project stays with
-PyTorch's own operators. Where the product dominates (long prompts), float32 matrix products
-cost the same for both and the conversion adds its few percent. So in float32 we match
-transformers within measurement noise on short prompts and run a little behind on long
-prompts and in decode, while keeping half the bytes of weights, memory-mapped, and almost no
-memory of its own; the goals of ≤ 0.8× and ≥ 50 %
-of the bandwidth bound are not met in float32, and would need that fused kernel.
+**Long prompts.** A pass that only needs the next token (`generate`, the fast path with
+`last_only=True`) projects only the last position onto the vocabulary, and the fast path's
+attention is PyTorch's fused `scaled_dot_product_attention`, with or without a KV cache, so
+it never holds a [heads, T, T] tensor: what a longer prompt adds is the [T, 14336] SwiGLU
+activations and the [T, 4096] residuals, as in transformers. A *trace* (walk, goldens, the
+docs) still records every score and every logit: that is what it is for.
+
+**float32 decode: the options, and the one chosen.** transformers keeps float32 weights and
+reads 4 bytes per parameter per token; we keep bf16 and must upcast. Measured on the 8B's
+matrices (one row times [14336, 4096] and the others):
+
+1. *Upcast slices into a reused buffer* (the default, `upcast.linear`): each slice is written
+   as float32 and read back by the product; thousands of small copies a token (the profile
+   above). Slower than transformers.
+2. *A float32 copy written once to a memory-mapped cache file*: reads exactly what transformers
+   reads, so it can at best tie, for twice the disk (32 GB for the 8B) and page cache. Not kept.
+3. *`torch.compile` of the one-row product* `(w.float() * x).sum(-1)`: one loop that reads the
+   bf16 bytes, upcasts in registers and sums, so a token reads half of what transformers reads
+   (the "compiled" rows). **Chosen**, as an opt-in (`LLAMA3_REFERENCE_COMPILE=1`): the first run
+   compiles one kernel per weight shape (~40 s on this machine; inductor caches them on disk,
+   a few seconds after), which one-off runs and the tests should not pay. Its sums run in a
+   different order than the matrix product's, so it agrees to float32 rounding, as the tests
+   check (`tests/test_batched.py`, opt-in like the compile itself).
 
 **bfloat16.** With `--dtype bfloat16` on a CPU with native bf16 (AVX512-BF16 or AMX), the
-weights are used as stored, nothing is converted, and decode reaches the bandwidth figures
-above. On a CPU without native bf16, PyTorch's bf16 product is emulated and slow, so
-`linear` multiplies in float32 and rounds once instead (detected from `/proc/cpuinfo`).
+weights are used as stored and nothing is converted; the profile shows the matrix products
+taking all of a decode step, so what separates it from the bound is how fast oneDNN's one-row
+bf16 product reads memory. The compiled product (float32 sums, rounded once, as the bf16
+product) reads faster. On a CPU without native bf16, PyTorch's bf16 product is emulated and
+slow, so `linear` multiplies in float32 and rounds once instead (detected from `/proc/cpuinfo`).
+
+**Small models** are not penalised for the 8B's memory tricks: when a model's weights in the
+compute dtype fit 1 GiB (`upcast.resident`), `generate` upcasts them once. SmolLM2-135M's
+float32 weights (0.5 GiB, expanded once from its Q4_1 GGUF) are then read from memory at every
+token by both sides, so its decode is bound by the same bytes for us and for transformers.
 
 **The literal path** converts each weight whole (only the output projection goes slice by
-slice) and loops over heads, and stays within about 2.5× of transformers on short prompts.
+slice) and loops over heads, and stays within about 2× of transformers on short prompts.
 """
+
 
 def fmt_time(pair) -> str:
     lo, med = pair
@@ -378,7 +395,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-gguf", action="store_true", help="skip the Q8_0 GGUF of the same weights")
     p.add_argument("--no-growth", action="store_true", help="skip prefill at 17 … 4,096 tokens")
     p.add_argument("--no-small", action="store_true", help="skip decode on tiny and SmolLM2-135M")
-    p.add_argument("--no-compile", action="store_true", help="skip the compiled float32 decode")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled decode (LLAMA3_REFERENCE_COMPILE=1)")
     p.add_argument("--out", default=str(ROOT / "docs" / "performance.md"), help="markdown report ('-' for none)")
     o = p.parse_args(argv)
     device = o.device
@@ -390,6 +407,9 @@ def main(argv=None) -> int:
              f"{machine_line(device)}.", "",
              f"Checkpoint: Llama 3 8B dims with {o.layers} layers (bf16, Meta format, memory-mapped). "
              f"Each time is min / median of {o.repeats} runs.", ""]
+    if torch.device(device).type == "cpu":
+        lines += ["GPU: none here (this machine has none, and no GPU was lent to the session that ran this); "
+                  "`python bench/bench.py --device cuda` writes the same tables on one.", ""]
     bw = memory_bandwidth(device, o.repeats)
     ceilings = ", ".join(f"{name} {matmul_flops(device, getattr(torch, name), o.repeats) / 1e9:,.0f} GFLOP/s"
                          for name in dtypes)
@@ -415,9 +435,9 @@ def main(argv=None) -> int:
                   f"One token reads {per_token / 2**30:.2f} GiB of bf16 weights, so the bandwidth bound is "
                   f"{bound:.1f} tokens/s.", "", "| | tokens/s (best / median) | % of bound |", "|---|---|---|"]
         compile_note = []
-        if dtype == torch.float32 and device == "cpu" and not o.no_compile:
-            decode["ours, compiled one-token product"], first = growth.compiled_decode(ckpt, o.new_tokens, device,
-                                                                                      o.repeats)
+        if device == "cpu" and not o.no_compile:
+            decode["ours, compiled one-token product"], first = growth.compiled_decode(ckpt, o.new_tokens, dtype,
+                                                                                      device, o.repeats)
             compile_note = ["", f"The compiled row runs with `LLAMA3_REFERENCE_COMPILE=1`; its first token took "
                             f"{first:.1f} s (compiling, or loading the kernels inductor cached on disk)."]
         for name, (lo, med) in decode.items():

@@ -3,7 +3,7 @@
 - Prefill as the prompt grows (17 … 4,096 tokens): time and the anonymous memory the pass
   *adds*, ours beside transformers, both computing only the next token's logits (transformers'
   `logits_to_keep=1`, as its `generate` does), with a picture.
-- Decode in float32 with the compiled one-token product (`LLAMA3_REFERENCE_COMPILE=1`).
+- Decode with the compiled one-token product (`LLAMA3_REFERENCE_COMPILE=1`).
 - Decode on small models (`tiny`, SmolLM2-135M), where the weights are upcast once.
 - llama.cpp's decode on the same GGUF, where `llama_cpp` is importable (never required).
 """
@@ -127,16 +127,16 @@ def decode_rate(weights, args, tokens, n_new: int, dtype, device, repeats: int) 
     return min(runs), statistics.median(runs)
 
 
-def compiled_decode(ckpt, n_new: int, device, repeats: int) -> tuple[tuple[float, float], float]:
-    """float32 decode with LLAMA3_REFERENCE_COMPILE=1: (best, median) s per token, and the seconds the
+def compiled_decode(ckpt, n_new: int, dtype, device, repeats: int) -> tuple[tuple[float, float], float]:
+    """Decode with LLAMA3_REFERENCE_COMPILE=1: (best, median) s per token, and the seconds the
     first token took (compiling, or loading the compiled kernels from inductor's disk cache)."""
     tokens = bench.prompt_tokens(ckpt.tokenizer, None)
     os.environ["LLAMA3_REFERENCE_COMPILE"] = "1"
     try:
         start = time.perf_counter()
-        decode_rate(ckpt.weights, ckpt.args, tokens, 1, torch.float32, device, 0)
+        decode_rate(ckpt.weights, ckpt.args, tokens, 1, dtype, device, 0)
         first = time.perf_counter() - start
-        return decode_rate(ckpt.weights, ckpt.args, tokens, n_new, torch.float32, device, repeats), first
+        return decode_rate(ckpt.weights, ckpt.args, tokens, n_new, dtype, device, repeats), first
     finally:
         del os.environ["LLAMA3_REFERENCE_COMPILE"]
 
