@@ -41,9 +41,10 @@ class Explorer:
     def run(self, tokens: list[int]) -> None:
         """The whole prompt through the model, from position 0, into a fresh cache."""
         self.cache = batched.KVCache.allocate(self.args, self.limit(), torch.float32)
-        self.tokens, self.trace = list(tokens), {}
+        self.tokens, trace = list(tokens), {}
         with torch.no_grad():
-            batched.forward(torch.tensor(tokens), self.checkpoint.weights, self.args, trace=self.trace, cache=self.cache)
+            batched.forward(torch.tensor(tokens), self.checkpoint.weights, self.args, trace=trace, cache=self.cache)
+        self.trace = {name: t for name, t in trace.items() if shown(name)}
 
     def append(self, token: int) -> None:
         """One more token: only its pass, against the cached keys and values; its rows join the trace."""
@@ -54,6 +55,14 @@ class Explorer:
                             start=start)
         self.tokens.append(token)
         self.trace = {name: _extend(name, old, new[name]) for name, old in self.trace.items()}
+
+
+def shown(name: str) -> bool:
+    """What the page reads of a trace: every step of layer 0 and the final steps; of the other
+    layers only their output (logit lens, residual size) and attention (heatmaps, habit heads).
+    Keeping only these makes each *Append* extend 5 tensors a layer instead of 16."""
+    return (not name.startswith("layers.") or name.startswith("layers.0.") or name.endswith(".out")
+            or step(name) in MASKED)
 
 
 def _extend(name: str, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
