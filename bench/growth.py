@@ -123,7 +123,8 @@ def decode_rate(weights, args, tokens, n_new: int, dtype, device, repeats: int) 
             bench.sync(device)
         return (time.perf_counter() - start) / n_new
 
-    runs = [one() for _ in range(repeats + 1)][1:]
+    runs = [one() for _ in range(repeats + 1)]
+    runs = runs[1:] or runs  # the first warms up, unless it is the only one
     return min(runs), statistics.median(runs)
 
 
