@@ -360,6 +360,10 @@ compute dtype fit 1 GiB (`upcast.resident`), `generate` upcasts them once. SmolL
 float32 weights (0.5 GiB, expanded once from its Q4_1 GGUF) are then read from memory at every
 token by both sides, so its decode is bound by the same bytes for us and for transformers.
 
+**Noise.** This machine is a small virtual machine: in bursts, single decode steps take 3–6×
+their usual time (200 ms becoming 600–1,200 ms) whatever the code does, which shows in the
+medians; the best figure of each row is the one to compare, and figures move between runs.
+
 **The literal path** converts each weight whole (only the output projection goes slice by
 slice) and loops over heads, and stays within about 2× of transformers on short prompts.
 """

@@ -16,6 +16,7 @@ import torch
 from . import batched, lens
 from .config import PRESETS
 from .trace import DOCS_PAGE, LAYER_STEPS, MASKED, STEPS, step, step_letters, trace_shapes
+from .upcast import resident
 
 MAX_TOKENS = 256  # prompt + appended tokens: keeps a [T, T] head's JSON under 1 MB
 VALUES_SHOWN = 8  # numbers of a tensor shown at the chosen position
@@ -30,6 +31,10 @@ class Explorer:
     tokens: list[int] = field(default_factory=list)
     trace: dict[str, torch.Tensor] = field(default_factory=dict)
     cache: batched.KVCache | None = None
+    weights: object = None  # the checkpoint's, upcast once when the model is small (upcast.resident)
+
+    def __post_init__(self):
+        self.weights = resident(self.checkpoint.weights, torch.float32)
 
     @property
     def args(self):
@@ -43,7 +48,7 @@ class Explorer:
         self.cache = batched.KVCache.allocate(self.args, self.limit(), torch.float32)
         self.tokens, trace = list(tokens), {}
         with torch.no_grad():
-            batched.forward(torch.tensor(tokens), self.checkpoint.weights, self.args, trace=trace, cache=self.cache)
+            batched.forward(torch.tensor(tokens), self.weights, self.args, trace=trace, cache=self.cache)
         self.trace = {name: t for name, t in trace.items() if shown(name)}
 
     def append(self, token: int) -> None:
@@ -51,7 +56,7 @@ class Explorer:
         new: dict[str, torch.Tensor] = {}
         start = len(self.tokens)
         with torch.no_grad():
-            batched.forward(torch.tensor([token]), self.checkpoint.weights, self.args, trace=new, cache=self.cache,
+            batched.forward(torch.tensor([token]), self.weights, self.args, trace=new, cache=self.cache,
                             start=start)
         self.tokens.append(token)
         self.trace = {name: _extend(name, old, new[name]) for name, old in self.trace.items()}
@@ -103,8 +108,8 @@ def step_values(trace: dict, args, position: int) -> list[dict]:
     return rows
 
 
-def lens_rows(trace: dict, checkpoint, tokenizer, position: int) -> list[dict]:
-    probs = lens.logit_lens(trace, checkpoint.weights, checkpoint.args, position)  # [L, V]
+def lens_rows(trace: dict, weights, args, tokenizer, position: int) -> list[dict]:
+    probs = lens.logit_lens(trace, weights, args, position)  # [L, V]
     p, top = probs.max(-1)
     return [{"layer": i, "id": int(t), "text": tokenizer.token_text(int(t)), "p": round(float(q), 4)}
             for i, (q, t) in enumerate(zip(p, top))]

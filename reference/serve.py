@@ -103,7 +103,7 @@ def create_app(checkpoint, trained: bool):
         t, a = explorer.trace, explorer.args
         return {"tokens": explore.token_list(tokenizer, explorer.tokens), "position": position,
                 "steps": explore.step_values(t, a, position), "residual_rms": explore.residual_rms(t, a, position),
-                "logit_lens": explore.lens_rows(t, checkpoint, tokenizer, position),
+                "logit_lens": explore.lens_rows(t, explorer.weights, a, tokenizer, position),
                 "top": explore.top_tokens(t, tokenizer, position), "heads": explore.habit_heads(t, a),
                 "n_layers": a.n_layers, "n_heads": a.n_heads, "limit": explorer.limit()}
 
