@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, shown
 
 LFS_POINTER = b"version https://git-lfs"  # what a clone made without `git lfs pull` holds instead
 
@@ -74,13 +74,26 @@ def read_json(file: Path, missing: str | None = None):
     `missing` says what the file is for, in the not-found message.
     """
     try:
-        return json.loads(Path(file).read_text(encoding="utf-8"))
+        return json.loads(Path(file).read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+    except InputError as e:
+        raise InputError(f"{file}: {e}") from None
     except FileNotFoundError:
         raise InputError(f"{file}: not found" + (f" ({missing})" if missing else "")) from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{file}: cannot read ({e})") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{file}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+
+
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose keys are all different: `{"dim": 64, "dim": 4096}` means nothing
+    sure, and json's own rule (the last one wins) would take one silently."""
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InputError(f"the key {shown(key)!r} appears twice in one object; keep the one you mean")
+        obj[key] = value
+    return obj
 
 
 def check_out_dir(out: str | Path) -> Path:

@@ -38,7 +38,7 @@ from typing import Mapping
 import torch
 
 from ..config import ModelArgs, args_with_ffn_width, expected_shapes
-from ..errors import InputError
+from ..errors import InputError, is_finite_number, is_int
 from ..files import read_head, read_json
 from ..vocab_files import tokenizer_from_json
 from .checkpoint import Checkpoint, check_tensors, checked_tokenizer
@@ -158,6 +158,9 @@ def hf_to_meta_state_dict(state_dict: Mapping[str, torch.Tensor], args: ModelArg
 _HF_REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size",
                 "rms_norm_eps", "max_position_embeddings")
 _HF_LLAMA3_ROPE = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+# Keys that size something: each must be a positive int (not 0, a string or a bool) before use.
+_HF_COUNTS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "vocab_size",
+              "intermediate_size", "max_position_embeddings", "head_dim")
 
 
 def args_from_hf_config(config) -> ModelArgs:
@@ -166,7 +169,12 @@ def args_from_hf_config(config) -> ModelArgs:
     HF stores the SwiGLU width itself (intermediate_size), used as is (`args_with_ffn_width`).
     """
     c = config if isinstance(config, Mapping) else config.to_dict()
-    rope = dict(c.get("rope_parameters") or c.get("rope_scaling") or {})
+    rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
+    if not isinstance(rope, Mapping):
+        raise InputError(f"config: rope_scaling must be an object or null, got {rope!r}")
+    for key in _HF_COUNTS:  # checked here so the message names config.json's key, not Meta's field
+        if c.get(key) is not None and not (is_int(c[key]) and c[key] >= 1):
+            raise InputError(f"config: {key} must be a positive integer, got {c[key]!r}")
     rope_type = rope.get("rope_type", rope.get("type", "default"))  # 4.x config.json files say "type"
     missing = [k for k in _HF_REQUIRED if c.get(k) is None]
     if rope_type == "llama3":
@@ -174,8 +182,11 @@ def args_from_hf_config(config) -> ModelArgs:
     if missing:
         raise InputError(f"config: missing key {missing[0]!r} (a Llama config.json has {', '.join(_HF_REQUIRED)})")
     theta = rope.get("rope_theta", c.get("rope_theta", 10_000.0))
+    if not is_finite_number(theta):
+        raise InputError(f"config: rope_theta must be a finite number, got {theta!r}")
+    kv_heads = c.get("num_key_value_heads")  # absent or null means one kv head per query head; 0 was refused above
     fields = dict(dim=c["hidden_size"], n_layers=c["num_hidden_layers"], n_heads=c["num_attention_heads"],
-                  n_kv_heads=c.get("num_key_value_heads") or c["num_attention_heads"], vocab_size=c["vocab_size"],
+                  n_kv_heads=c["num_attention_heads"] if kv_heads is None else kv_heads, vocab_size=c["vocab_size"],
                   norm_eps=c["rms_norm_eps"], rope_theta=float(theta), max_seq_len=c["max_position_embeddings"])
     head_dim = c.get("head_dim") or fields["dim"] // fields["n_heads"]
     if head_dim * fields["n_heads"] != fields["dim"]:
@@ -211,6 +222,9 @@ def load_hf_checkpoint(path: Path, progress: bool = False) -> Checkpoint:
         raise InputError(f"{config_file}: expected a JSON object, got {type(config).__name__}")
     if config.get("model_type", "llama") != "llama":
         raise InputError(f"{config_file}: model_type is {config['model_type']!r}; only Llama (\"llama\") checkpoints load")
+    tied = config.get("tie_word_embeddings", False)
+    if not isinstance(tied, bool):  # the string "false" is truthy: it would drop lm_head silently
+        raise InputError(f"{config_file}: tie_word_embeddings must be true or false, got {tied!r}")
     try:
         args = args_from_hf_config(config)
     except KeyError as e:
@@ -220,7 +234,6 @@ def load_hf_checkpoint(path: Path, progress: bool = False) -> Checkpoint:
     own = path / "tokenizer.json"  # a Hub repo has one; a bare save_pretrained of the model has not
     tokenizer = checked_tokenizer(path, args, config_file, tokenizer_from_json(own) if own.exists() else None)
     state = _read_safetensors(path)
-    tied = config.get("tie_word_embeddings", False)
     if tied:
         state.pop("lm_head.weight", None)  # a saved copy of embed_tokens; Meta's format has none
     elif "lm_head.weight" not in state:
