@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import sys
 import tempfile
 import zipfile
@@ -40,14 +41,44 @@ def read_head(file: Path, n: int = 64) -> bytes:
     return head
 
 
-def read_text_file(file: Path, what: str) -> str:
-    """A UTF-8 text file's contents; not found, a directory or not UTF-8 is one line naming the file."""
+MiB = 1 << 20
+# What a sane file of each kind can be: Llama 3's tokenizer.model is 2.2 MB, its tokenizer.json
+# 9 MB, a params.json or config.json under 2 KB, a 405B index.json about 100 KB.
+JSON_LIMIT, TEXT_LIMIT = 16 * MiB, 16 * MiB
+
+
+def too_big(file, size: int, what: str, limit: int) -> InputError:
+    return InputError(f"{file}: is {size:,} bytes, more than a {what} can be ({limit:,} at most)")
+
+
+def read_bounded(file: Path, what: str, limit: int, missing: str | None = None) -> bytes:
+    """A regular file's bytes, refused before opening when it is not a regular file or is
+    larger than `limit`: /dev/zero would be read until memory ran out, a FIFO would hang."""
     try:
-        data = Path(file).read_bytes()
+        info = os.stat(file)
     except FileNotFoundError:
-        raise InputError(f"{file}: not found ({what})") from None
+        raise InputError(f"{file}: not found ({missing or what})") from None
     except OSError as e:
         raise InputError(f"{file}: cannot read the {what} ({e.strerror or e})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{file}: is a directory; expected the {what}, a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{file}: is not a regular file (a device, FIFO or socket); expected the {what}")
+    if info.st_size > limit:
+        raise too_big(file, info.st_size, what, limit)
+    try:
+        with open(file, "rb") as f:
+            data = f.read(limit + 1)  # the file may have grown since stat
+    except OSError as e:
+        raise InputError(f"{file}: cannot read the {what} ({e.strerror or e})") from None
+    if len(data) > limit:
+        raise too_big(file, len(data), what, limit)
+    return data
+
+
+def read_text_file(file: Path, what: str, limit: int = TEXT_LIMIT) -> str:
+    """A UTF-8 text file's contents; not found, a directory, too big or not UTF-8 is one line naming the file."""
+    data = read_bounded(Path(file), what, limit)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -60,7 +91,9 @@ def prompt_text(options) -> str | None:
     if options.prompt_file is not None:
         return read_text_file(Path(options.prompt_file), what="prompt file")
     if options.prompt == "-":
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(TEXT_LIMIT + 1)  # `< /dev/zero` must not fill memory
+        if len(data) > TEXT_LIMIT:
+            raise too_big("standard input", len(data), "prompt", TEXT_LIMIT)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -68,18 +101,16 @@ def prompt_text(options) -> str | None:
     return options.prompt
 
 
-def read_json(file: Path, missing: str | None = None):
-    """Parse a JSON file; not found, unreadable or invalid is one line naming the file.
-
-    `missing` says what the file is for, in the not-found message.
+def read_json(file: Path, missing: str | None = None, limit: int = JSON_LIMIT):
+    """Parse a JSON file; not found, not a regular file, too big, unreadable or invalid is one
+    line naming the file. `missing` says what the file is for, in the not-found message.
     """
+    data = read_bounded(Path(file), "JSON file", limit, missing=missing or "a JSON file")
     try:
-        return json.loads(Path(file).read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
     except InputError as e:
         raise InputError(f"{file}: {e}") from None
-    except FileNotFoundError:
-        raise InputError(f"{file}: not found" + (f" ({missing})" if missing else "")) from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise InputError(f"{file}: cannot read ({e})") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{file}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None

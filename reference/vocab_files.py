@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from .errors import InputError
-from .files import read_json
+from .files import read_json, read_text_file
 from .tokenizer import PAT_STR as LLAMA3_PAT
 from .vocab import CONTROL, GPT2_PAT, NORMAL, PRE_TOKENIZERS, USER_DEFINED, BPETokenizer
 
@@ -73,7 +73,7 @@ def tokenizer_from_json(path: str | Path) -> BPETokenizer:
     ByteLevel steps, the shapes Llama 3 and SmolLM2 use.
     """
     path = Path(path)
-    data = read_json(path)
+    data = read_json(path, limit=64 << 20)  # tokenizer.json files run to ~20 MB
     config_path = path.with_name("tokenizer_config.json")
     config = read_json(config_path) if config_path.exists() else {}
     model = data.get("model") or {}
@@ -115,7 +115,7 @@ def tokenizer_from_json(path: str | Path) -> BPETokenizer:
         add_bos = bos_id is not None and _template_starts_with(data.get("post_processor"), tokens[bos_id])
     template = config.get("chat_template")
     if template is None and path.with_name("chat_template.jinja").exists():
-        template = path.with_name("chat_template.jinja").read_text()
+        template = read_text_file(path.with_name("chat_template.jinja"), "chat template")
     return BPETokenizer(source=str(path), tokens=tokens, types=types, merges=merges, pre="tokenizer.json",
                patterns=patterns, bos_id=bos_id, eos_id=eos_id, add_bos=bool(add_bos),
                chat_template=template, key="model.merges")

@@ -52,13 +52,14 @@ def shard_files(path: Path, files: list[Path]) -> list[Path]:
         if rank in ranks:
             raise InputError(f"{f}: is shard {rank} again, like {ranks[rank].name}; keep one of them")
         ranks[rank] = f
-    n = max(ranks) + 1
-    missing = [f"consolidated.{i:02d}.pth" for i in range(n) if i not in ranks]
-    if missing:
-        have = ", ".join(f"{i:02d}" for i in sorted(ranks))
-        raise InputError(f"{path}: model-parallel shard {missing[0]} is missing (found consolidated.{{{have}}}.pth); "
-                         "download the checkpoint again")
-    return [ranks[i] for i in range(n)]
+    # The first gap is at most len(ranks): a stray consolidated.99999999999.pth must not make
+    # us list 1e11 names to find it.
+    gap = next(i for i in range(len(ranks) + 1) if i not in ranks)
+    if gap < len(ranks):
+        have = ", ".join(f"{i:02d}" for i in sorted(ranks)[:12]) + (", …" if len(ranks) > 12 else "")
+        raise InputError(f"{path}: model-parallel shard consolidated.{gap:02d}.pth is missing (found "
+                         f"consolidated.{{{have}}}.pth); download the checkpoint again")
+    return [ranks[i] for i in range(len(ranks))]
 
 
 def check_shard_count(files: list[Path], first: Mapping[str, torch.Tensor], args: ModelArgs) -> None:
