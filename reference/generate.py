@@ -35,6 +35,8 @@ from .trace import check_tokens
 
 # --- choosing the next token ---
 
+MIN_TEMPERATURE = 1e-4  # below it, logits / temperature overflow float32 for logits of a few hundred
+
 
 def sample_top_p(probs: torch.Tensor, top_p: float, generator: torch.Generator) -> int:
     """Draw from the most likely tokens whose probabilities, before each, sum to at most `top_p`.
@@ -80,10 +82,13 @@ def generate(prompt: list[int], weights: Weights, args: ModelArgs, *, max_new_to
         raise InputError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
     if not (is_finite_number(temperature) and temperature >= 0):
         raise InputError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if 0 < temperature < MIN_TEMPERATURE:  # logits / 1e-300 overflow to inf, and softmax of inf is NaN
+        raise InputError(f"temperature {temperature!r} is too small to divide by (at least {MIN_TEMPERATURE}); "
+                         "use 0 for greedy")
     if not (is_finite_number(top_p) and 0 < top_p <= 1):
         raise InputError(f"top_p must be in (0, 1], got {top_p!r}")
-    if seed is not None and not (is_int(seed) and seed >= 0):
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed is not None and not (is_int(seed) and 0 <= seed < 2**64):
+        raise InputError(f"seed must be a non-negative integer below 2**64 (torch.Generator's range), got {seed!r}")
     n_new = min(max_new_tokens, args.max_seq_len - len(prompt))
     generator = torch.Generator()
     if seed is None:

@@ -64,6 +64,18 @@ def test_cached_and_uncached_sampling_agree_token_for_token(tiny):
     assert run(tiny, 8, temperature=1.0, seed=7) == run(tiny, 8, temperature=1.0, seed=7, kv_cache=False)
 
 
+def test_the_cache_is_sized_to_the_prompt_and_new_tokens_not_the_context(tiny):
+    """A legal max_seq_len of 16M positions would need 16 GB of cache for the tiny model; 4 new
+    tokens need 20 positions (#14, class 4)."""
+    import resource
+    from dataclasses import replace
+
+    huge = replace(tiny.args, max_seq_len=1 << 24)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    assert len(list(generate(PROMPT, tiny.weights, huge, max_new_tokens=4, temperature=0))) == 4
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 1 << 20  # under 1 GiB more
+
+
 def test_cache_holds_exactly_the_positions_that_are_fed_back(tiny):
     assert KVCache.allocate(tiny.args, 5, torch.float32).k.shape == (4, 2, 5, 16)  # [n_layers, K, max_len, d]
 
@@ -144,6 +156,8 @@ def test_prompt_that_fills_the_context_is_refused_before_anything_runs(tiny, ext
     ({"top_p": 1.5}, "top_p must be in (0, 1]"),
     ({"max_new_tokens": -1}, "max_new_tokens must be a non-negative integer"),
     ({"seed": -3}, "seed must be a non-negative integer"),
+    ({"seed": 2**64}, "seed must be a non-negative integer below 2**64"),
+    ({"temperature": 1e-300}, "temperature 1e-300 is too small to divide by"),
 ])
 def test_bad_options_are_one_line(tiny, option, message):
     with pytest.raises(InputError) as excinfo:
