@@ -114,6 +114,16 @@ def read_json(file: Path, missing: str | None = None, limit: int = JSON_LIMIT):
         raise InputError(f"{file}: cannot read ({e})") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{file}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:  # [[[[…]]]] 100,000 deep: Python's parser recurses once a level
+        raise InputError(f"{file}: JSON nested too deeply to be a config") from None
+
+
+def user_path(text) -> Path:
+    """A path the user typed, with ~ expanded; '~nosuchuser/x' is one line, not a RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise InputError(f"{text}: no such user for '~'") from None
 
 
 def _unique_keys(pairs: list) -> dict:

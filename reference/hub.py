@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from .errors import InputError
+from .files import user_path
 from .synthesize import builtin_checkpoint
 
 
@@ -52,7 +53,7 @@ def download(repo_id: str, out_dir: str | Path | None = None) -> Path:
     from huggingface_hub import snapshot_download
 
     if out_dir is not None:
-        out_dir = Path(out_dir).expanduser()
+        out_dir = user_path(out_dir)
         resuming = (out_dir / ".cache" / "huggingface").is_dir()  # an earlier download into out_dir
         if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not resuming:
             raise InputError(f"{out_dir}: already exists and is not empty; not overwriting it")
@@ -100,7 +101,7 @@ def resolve_checkpoint(spec: str) -> Path:
 
     A built-in name wins over a directory of that name; write ./tiny to mean the directory.
     """
-    path = Path(spec).expanduser()
+    path = user_path(spec)
     if spec == "tiny":
         return builtin_checkpoint("tiny")
     if spec == SMOLLM2:

@@ -21,7 +21,7 @@ import torch
 from . import config
 from .config import ModelArgs, expected_shapes, save_params
 from .errors import InputError, is_int
-from .files import cache_dir, read_json, write_text
+from .files import cache_dir, read_json, user_path, write_text
 from .formats.shards import check_shardable, shard_slice
 
 
@@ -82,7 +82,7 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
     if not is_int(seed) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     check_shardable(args, n_shards)
-    out_dir = Path(out_dir).expanduser()
+    out_dir = user_path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(f"{out_dir}: already exists and is not empty; not overwriting it")
     from .tokenizer import find_tokenizer_model

@@ -69,3 +69,16 @@ def test_a_key_given_twice_in_config_json_is_refused_by_name(capsys, tmp_path):
     text = (tmp_path / "config.json").read_text()
     (tmp_path / "config.json").write_text(text.replace('"vocab_size": 128256', '"vocab_size": 128256, "vocab_size": 7'))
     refused_by_cli(capsys, tmp_path, "config.json", "'vocab_size'", "twice")
+
+
+def test_a_checkpoint_under_an_unknown_users_home_is_one_line(capsys):
+    code = main(["walk", "--checkpoint", "~nosuchuser-llama3/x", "--prompt", "hi"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "~nosuchuser-llama3/x: no such user" in err
+
+
+def test_json_nested_100000_deep_is_one_line_not_a_recursion_error(capsys, tmp_path):
+    (tmp_path / "params.json").write_text("[" * 100_000 + "]" * 100_000)
+    code = main(["walk", "--checkpoint", str(tmp_path), "--prompt", "hi"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "nested too deeply" in err

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import user_path
 from .checkpoint import Checkpoint
 from .gguf import load_gguf_checkpoint
 from .hf import HF_WEIGHTS_GLOB, load_hf_checkpoint
@@ -24,7 +25,7 @@ __all__ = ["Checkpoint", "load_checkpoint"]
 def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
     """Load and check a checkpoint: a directory, Meta's or Hugging Face's, or a .gguf file (or a
     directory holding exactly one); any problem is one line naming file and tensor."""
-    path = Path(path).expanduser()
+    path = user_path(path)
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint directory")
     if path.suffix == ".gguf" and path.is_file():
