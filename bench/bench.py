@@ -206,42 +206,11 @@ def cached_logits(ckpt, tokens, start: int, cache, dtype, device) -> torch.Tenso
 
 
 def bench_decode(ckpt, tokens, n_new, dtype, device, repeats, with_hf=True) -> dict[str, tuple[float, float]]:
-    """Seconds per generated token, prefill excluded (greedy)."""
-    results = {}
-    t = torch.tensor(tokens, device=device)
-
-    def ours():
-        cache = batched.KVCache.allocate(ckpt.args, len(tokens) + n_new, dtype, device)
-        with torch.inference_mode():
-            logits = cached_logits(ckpt, t, 0, cache, dtype, device)
-            sync(device)
-            start = time.perf_counter()
-            for i in range(n_new):
-                nxt = logits.argmax().view(1)
-                logits = cached_logits(ckpt, nxt, len(tokens) + i, cache, dtype, device)
-            sync(device)
-        return (time.perf_counter() - start) / n_new
-
-    runs = [ours() for _ in range(repeats + 1)][1:]
-    results["ours (KV cache)"] = (min(runs), statistics.median(runs))
+    """Seconds per generated token, prefill excluded (greedy), ours and transformers' generate."""
+    results = {"ours (KV cache)": growth.decode_rate(ckpt.weights, ckpt.args, tokens, n_new, dtype, device, repeats)}
     if with_hf:
         m = hf_model(ckpt, "sdpa", dtype, device)
-
-        def hf_generate(n):
-            with torch.inference_mode():
-                m.generate(t[None], max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
-            sync(device)
-
-        runs = []
-        for _ in range(repeats + 1):
-            start = time.perf_counter()
-            hf_generate(1)
-            one = time.perf_counter() - start
-            start = time.perf_counter()
-            hf_generate(n_new + 1)
-            runs.append((time.perf_counter() - start - one) / n_new)
-        runs = runs[1:]
-        results["transformers generate (sdpa)"] = (min(runs), statistics.median(runs))
+        results["transformers generate (sdpa)"] = growth.hf_decode_rate(m, tokens, n_new, device, repeats)
         del m
     return results
 

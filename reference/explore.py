@@ -31,7 +31,7 @@ class Explorer:
     tokens: list[int] = field(default_factory=list)
     trace: dict[str, torch.Tensor] = field(default_factory=dict)
     cache: batched.KVCache | None = None
-    weights: object = None  # the checkpoint's, upcast once when the model is small (upcast.resident)
+    weights: object = field(init=False, repr=False)  # the checkpoint's, upcast once if small (upcast.resident)
 
     def __post_init__(self):
         self.weights = resident(self.checkpoint.weights, torch.float32)

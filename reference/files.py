@@ -186,6 +186,6 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
 def cache_dir() -> Path:
     """$LLAMA3_REFERENCE_CACHE, else $XDG_CACHE_HOME/llama3-reference, else ~/.cache/llama3-reference."""
     if os.environ.get("LLAMA3_REFERENCE_CACHE"):
-        return Path(os.environ["LLAMA3_REFERENCE_CACHE"]).expanduser()
+        return user_path(os.environ["LLAMA3_REFERENCE_CACHE"])
     xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg).expanduser() / "llama3-reference"
+    return user_path(xdg) / "llama3-reference"

@@ -29,8 +29,8 @@ from .batched import KVCache, forward
 from .config import ModelArgs
 from .errors import InputError, is_finite_number, is_int
 from .model import Weights
-from .upcast import resident
 from .trace import check_tokens
+from .upcast import resident
 
 
 # --- choosing the next token ---

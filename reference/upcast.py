@@ -71,8 +71,8 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
 #
 # Decoding one token in float32 from bf16 weights is a matrix-vector product that should cost
 # reading the bf16 bytes once. Eager PyTorch cannot fuse the upcast into the product: `linear`
-# above writes each slice as float32 and reads it back (3,700 small copies a token for the
-# 8B), which loses to transformers reading float32 weights it keeps in RAM. torch.compile
+# above writes each slice as float32 and reads it back (about a thousand copies a token for
+# the 8B), and where the cache is small that loses to transformers' float32 weights in RAM. torch.compile
 # writes one loop that reads bf16, upcasts in registers and sums, so a token reads half the
 # bytes transformers reads. (A bf16 pass uses it too: float32 sums, rounded once, as the bf16
 # product does.) Compiling costs ~40 s the first time (one kernel per weight shape;
