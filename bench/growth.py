@@ -24,7 +24,6 @@ from reference.hub import resolve_checkpoint
 import bench
 
 LENGTHS = (17, 512, 2048, 4096)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_prefill(run) -> tuple[float, int]:
