@@ -38,9 +38,11 @@ class KVCache:
     v: torch.Tensor  # [n_layers, K, max_len, d]
 
     @classmethod
-    def allocate(cls, args: ModelArgs, max_len: int, dtype: torch.dtype, device="cpu") -> "KVCache":
-        """Zeros for `max_len` positions: Llama 3 8B in float32 needs 2·32·8·128·4 = 256 KiB a position."""
-        shape = (args.n_layers, args.n_kv_heads, max_len, args.head_dim)
+    def allocate(cls, args: ModelArgs, max_len: int, dtype: torch.dtype, device="cpu",
+                 kv_heads: int | None = None) -> "KVCache":
+        """Zeros for `max_len` positions: Llama 3 8B in float32 needs 2·32·8·128·4 = 256 KiB a position.
+        A tensor-parallel rank holds only its `kv_heads` (K/N) of the K."""
+        shape = (args.n_layers, kv_heads or args.n_kv_heads, max_len, args.head_dim)
         return cls(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
 
     def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,11 +58,14 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
                       start: int = 0) -> torch.Tensor:
     """`model.attention_literal` with every head at once; with a `cache`, for T new tokens at
     positions start … start+T-1 (cis holds those positions), attending to all earlier ones too."""
-    H, K, d, T = args.n_heads, args.n_kv_heads, args.head_dim, x.shape[0]
+    d, T = args.head_dim, x.shape[0]
     p = f"layers.{layer}."
-    q = linear(x, weights[p + "attention.wq.weight"], dtype, device).reshape(T, H, d).transpose(0, 1)  # [H, T, d]
-    k = linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
-    v = linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, K, d).transpose(0, 1)  # [K, T, d]
+    # The head counts come from the weights, not from args: a tensor-parallel rank
+    # (parallel.py) holds H/N query and K/N kv heads and runs this same code on them.
+    q = linear(x, weights[p + "attention.wq.weight"], dtype, device).reshape(T, -1, d).transpose(0, 1)  # [H, T, d]
+    k = linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, -1, d).transpose(0, 1)  # [K, T, d]
+    v = linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, -1, d).transpose(0, 1)  # [K, T, d]
+    H, n_rep = q.shape[0], q.shape[0] // k.shape[0]
     q_rot, k_rot = apply_rope(q, cis), apply_rope(k, cis)
     keys, values = (k_rot, v) if cache is None else cache.update(layer, start, k_rot, v)  # [K, S, d]
     if trace is None:
@@ -73,8 +78,8 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
         # shifted right by `start` (causal_mask(T, S) does that). A square mask would align the
         # diagonal top-left instead and hide the cached keys from the queries.
         S = keys.shape[1]
-        keys = keys.repeat_interleave(args.n_rep, dim=0)  # [H, S, d]: query head h reads kv head h // n_rep
-        values = values.repeat_interleave(args.n_rep, dim=0)  # [H, S, d]
+        keys = keys.repeat_interleave(n_rep, dim=0)  # [H, S, d]: query head h reads kv head h // n_rep
+        values = values.repeat_interleave(n_rep, dim=0)  # [H, S, d]
         scores = q_rot @ keys.transpose(1, 2) / math.sqrt(d) + causal_mask(T, S, dtype, device)  # [H, T, S]
         probs = softmax(scores)  # [H, T, S]
         out = probs @ values  # [H, T, d]

@@ -136,9 +136,13 @@ def _load_model(options):
     """The device and checkpoint (with its tokenizer) that --device and --checkpoint name."""
     from .formats import load_checkpoint
     from .hub import resolve_checkpoint
+    from .torchrun import load_rank
 
-    device = pick_device(options.device)
-    ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint), progress=sys.stderr.isatty())
+    if getattr(options, "ranks", None):  # under torchrun: this rank's slice of the weights
+        device, ckpt = load_rank(options)
+    else:
+        device = pick_device(options.device)
+        ckpt = load_checkpoint(resolve_checkpoint(options.checkpoint), progress=sys.stderr.isatty())
     return device, ckpt, ckpt.tokenizer
 
 
@@ -152,12 +156,14 @@ def _load(options):
 def _run_trace(options, ckpt, tokens, device):
     from tqdm import tqdm
 
+    from .torchrun import split_options
     from .trace import run_trace
 
+    split = split_options(options, ckpt.args)
     with tqdm(total=ckpt.args.n_layers, desc="layers", unit="layer", leave=False, disable=None,
               file=sys.stderr) as bar:
         return run_trace(tokens, ckpt.weights, ckpt.args, dtype=DTYPES[options.dtype], device=device,
-                         path=options.path, on_layer=lambda _: bar.update())
+                         path=options.path, on_layer=lambda _: bar.update(), forward=split.get("forward"))
 
 
 def cmd_walk(options) -> None:
@@ -165,7 +171,8 @@ def cmd_walk(options) -> None:
 
     start = time.perf_counter()
     ckpt, tokenizer, tokens, device = _load(options)
-    print_header(ckpt, options.prompt, f"computing in {options.dtype} on {device} ({options.path} path)")
+    how = f"{options.path} path" if not getattr(options, "ranks", None) else f"split over {options.ranks[1]} ranks"
+    print_header(ckpt, options.prompt, f"computing in {options.dtype} on {device} ({how})")
     trace = _run_trace(options, ckpt, tokens, device)
     print_walk(trace, tokenizer, all_layers=options.all_layers)
     print(f"({time.perf_counter() - start:.2f} s)")
@@ -176,7 +183,8 @@ def cmd_trace(options) -> None:
 
     check_trace_path(options.out)
     ckpt, _, tokens, device = _load(options)
-    out = save_trace(_run_trace(options, ckpt, tokens, device), options.out)
+    trace = _run_trace(options, ckpt, tokens, device)
+    out = save_trace(trace, options.out) if getattr(options, "ranks", (0,))[0] == 0 else options.out  # rank 0 writes
     print(f"wrote {out}: {len(tokens)} tokens, {ckpt.args.n_layers} layers")
 
 
@@ -185,6 +193,7 @@ def cmd_generate(options) -> None:
 
     from .chat import chat_prompt
     from .generate import TextStream, generate
+    from .torchrun import split_options
 
     if options.system is not None and not options.chat:
         raise InputError("--system needs --chat: a system message is part of the chat format")
@@ -196,7 +205,8 @@ def cmd_generate(options) -> None:
         prompt = tokenizer.encode(options.prompt, bos=True, eos=False)
     new_tokens = generate(prompt, ckpt.weights, ckpt.args, max_new_tokens=options.max_new_tokens,
                           temperature=options.temperature, top_p=options.top_p, seed=options.seed,
-                          stop_tokens=tokenizer.stop_tokens, dtype=DTYPES[options.dtype], device=device)
+                          stop_tokens=tokenizer.stop_tokens, dtype=DTYPES[options.dtype], device=device,
+                          **split_options(options, ckpt.args))
     start, tokens, pieces, stream = time.perf_counter(), [], [], TextStream(tokenizer)
     for token in new_tokens:
         tokens.append(token)
@@ -267,11 +277,16 @@ COMMANDS = {"walk": cmd_walk, "trace": cmd_trace, "generate": cmd_generate, "syn
 def main(argv: list[str] | None = None) -> int:
     try:
         options = build_parser().parse_args(argv)
-        if options.command in ("check", "compare"):
+        from . import torchrun
+
+        if torchrun.launched():  # one of several ranks, started by torchrun
+            torchrun.run(options, COMMANDS)
+        elif options.command in ("check", "compare"):
             from .check import run_command
 
             return run_command(options)  # 0: it matches, 1: it differs
-        COMMANDS[options.command](options)
+        else:
+            COMMANDS[options.command](options)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -69,13 +69,14 @@ def next_token(logits: torch.Tensor, temperature: float, top_p: float, generator
 def generate(prompt: list[int], weights: Weights, args: ModelArgs, *, max_new_tokens: int = 64,
              temperature: float = 0.6, top_p: float = 0.9, seed: int | None = None,
              stop_tokens: Collection[int] = (), dtype: torch.dtype = torch.float32, device="cpu",
-             kv_cache: bool = True) -> Iterator[int]:
+             kv_cache: bool = True, forward=forward, kv_heads: int | None = None) -> Iterator[int]:
     """The new tokens after `prompt`, one at a time as they are chosen (a generator).
 
     Everything is checked before anything is allocated. A prompt must leave room in the
     model's context (`args.max_seq_len`); generation stops when prompt + new tokens fill it,
     as Meta's does, so fewer than `max_new_tokens` may come back. `kv_cache=False` re-runs the
-    whole sequence for every token: slower, and the same tokens.
+    whole sequence for every token: slower, and the same tokens. A tensor-parallel rank passes
+    `parallel.forward` and the `kv_heads` it holds (K/N), the size of its share of the cache.
     """
     prompt = _checked_prompt(prompt, args)
     if not is_int(max_new_tokens) or max_new_tokens < 0:
@@ -96,7 +97,7 @@ def generate(prompt: list[int], weights: Weights, args: ModelArgs, *, max_new_to
     else:
         generator.manual_seed(seed)
     return _generate(prompt, weights, args, n_new, temperature, top_p, generator, frozenset(stop_tokens),
-                     dtype, device, kv_cache)
+                     dtype, device, kv_cache, forward, kv_heads)
 
 
 def _checked_prompt(prompt, args: ModelArgs) -> list[int]:
@@ -112,13 +113,13 @@ def _checked_prompt(prompt, args: ModelArgs) -> list[int]:
 
 
 def _generate(prompt, weights, args, n_new, temperature, top_p, generator, stop_tokens, dtype, device,
-              kv_cache) -> Iterator[int]:
+              kv_cache, forward, kv_heads) -> Iterator[int]:
     if n_new == 0:
         return
     tokens = list(prompt)
     weights = resident(weights, dtype, device)  # a small model is upcast once, not at every token
     # The last new token is never fed back in, so it needs no slot.
-    cache = KVCache.allocate(args, len(prompt) + n_new - 1, dtype, device) if kv_cache else None
+    cache = KVCache.allocate(args, len(prompt) + n_new - 1, dtype, device, kv_heads) if kv_cache else None
     logits = forward(torch.tensor(prompt), weights, args, dtype=dtype, device=device, cache=cache, last_only=True)
     for step in range(n_new):
         token = next_token(logits[0], temperature, top_p, generator)

@@ -212,12 +212,13 @@ def output_weight_name(weights: Weights) -> str:
 
 def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: torch.dtype = torch.float32,
             device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None, start: int = 0,
-            attention=attention_literal, ffn=feed_forward, output=output_projection) -> torch.Tensor:
+            embed=embed, attention=attention_literal, ffn=feed_forward, output=output_projection) -> torch.Tensor:
     """Token ids [T] → logits [T, V]. Pass a dict as `trace` to record every intermediate.
 
     `attention`, `ffn` and `output` are the steps the fast path does differently: by default the
     literal per-head loop and plain matrix products; `batched.forward` passes its own, and
     `start`, the position of the first token when a KV cache holds the ones before it.
+    `parallel.forward` also passes its own `embed`: a rank holds only part of the vocabulary.
     `on_layer(i)` is called after each layer (the CLI uses it for a progress bar).
     """
     record(trace, "tokens", tokens)

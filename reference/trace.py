@@ -7,6 +7,7 @@ in pipeline order, with their shapes: `trace_shapes(args, T)` is the contract in
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -96,14 +97,43 @@ def trace_shapes(args: ModelArgs, n_tokens: int) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def trace_bytes(args: ModelArgs, n_tokens: int, dtype: torch.dtype = torch.float32) -> int:
+    """The bytes a trace of `n_tokens` records. Every layer's [H, T, T] scores and weights grow
+    as T², so they dominate long prompts: Llama 3 8B at 8,192 tokens, 2·32·32·8192²·4 B = 512 GiB."""
+    itemsize = torch.finfo(dtype).bits // 8
+    return sum(math.prod(shape) for shape in trace_shapes(args, n_tokens).values()) * itemsize
+
+
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes (what can be allocated without swapping); None off Linux."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_trace_fits(args: ModelArgs, n_tokens: int, dtype: torch.dtype) -> None:
+    """Refuse, before allocating anything, a trace that cannot fit in memory, with the numbers."""
+    need, free = trace_bytes(args, n_tokens, dtype), available_memory()
+    if free is not None and need > free:
+        raise InputError(f"a trace of {n_tokens:,} tokens records {need / 2**30:,.1f} GiB (every layer's [H, T, T] "
+                         f"scores and weights grow as T²), but {free / 2**30:,.1f} GiB of memory is available; "
+                         "trace a shorter prompt, or use `generate`, which records nothing")
+
+
 def run_trace(tokens: list[int] | torch.Tensor, weights, args: ModelArgs, *, dtype=torch.float32, device="cpu",
-              path: str = "literal", on_layer=None, check_finite: bool = True) -> dict[str, torch.Tensor]:
+              path: str = "literal", on_layer=None, check_finite: bool = True, forward=None) -> dict[str, torch.Tensor]:
     """Run the forward pass on `tokens` and return the trace, in pipeline order. A non-finite
     tensor is refused in one line naming it (`first_non_finite`) unless `check_finite` is off,
-    for a caller that compares a deliberately broken pass with a golden."""
+    for a caller that compares a deliberately broken pass with a golden. `forward` replaces
+    the `path`'s pass (a tensor-parallel rank passes `parallel.forward`)."""
     tokens = torch.as_tensor(tokens, dtype=torch.int64)
     check_tokens(tokens, args)
-    forward = {"literal": model.forward, "batched": batched.forward}[path]
+    check_trace_fits(args, len(tokens), dtype)
+    forward = forward or {"literal": model.forward, "batched": batched.forward}[path]
     trace: dict[str, torch.Tensor] = {}
     forward(tokens, weights, args, dtype=dtype, device=device, trace=trace, on_layer=on_layer)
     order = trace_shapes(args, len(tokens))

@@ -152,12 +152,13 @@ def shard_slice(name: str, tensor: torch.Tensor, rank: int, n_shards: int) -> to
     return tensor.chunk(n_shards, dim=dim)[rank].clone()
 
 
-def check_shardable(args: ModelArgs, n_shards: int) -> None:
-    """Meta's code gives every rank whole heads and equal slices: n_shards must divide them all."""
+def check_shardable(args: ModelArgs, n_shards: int, called: str = "n_shards") -> None:
+    """Meta's code gives every rank whole heads and equal slices: n_shards (or the world size of
+    a tensor-parallel run, `called` WORLD_SIZE) must divide them all."""
     if not is_int(n_shards) or n_shards < 1:
-        raise InputError(f"n_shards must be a positive integer, got {n_shards!r}")
+        raise InputError(f"{called} must be a positive integer, got {n_shards!r}")
     for what, size in (("n_heads", args.n_heads), ("n_kv_heads", args.n_kv_heads),
                        ("the SwiGLU hidden size", args.hidden_dim), ("vocab_size", args.vocab_size)):
         if size % n_shards:
-            raise InputError(f"n_shards {n_shards} does not divide {what} {size}; Meta's model-parallel "
-                             "code gives every shard an equal share")
+            raise InputError(f"{called} {n_shards} does not divide {what} {size}; Meta's model-parallel "
+                             "code gives every rank an equal share")
