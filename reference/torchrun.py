@@ -68,8 +68,10 @@ def run(options, commands) -> None:
         raise InputError(f"rank {rank} of {world} could not join the others: {str(e).splitlines()[0]}") from None
     options.ranks = (rank, world, device)  # `_load_model` in cli.py loads this rank's slice
     try:
-        # Rank 0 speaks for every rank; the others' errors still reach stderr.
-        with contextlib.redirect_stdout(sys.stdout if rank == 0 else open(os.devnull, "w")):
+        # Rank 0 speaks for every rank. The others are silent while the command runs; their
+        # errors still reach stderr, printed by cli.main after the command has stopped.
+        with open(os.devnull, "w") as silent, contextlib.redirect_stdout(sys.stdout if rank == 0 else silent), \
+                contextlib.redirect_stderr(sys.stderr if rank == 0 else silent):
             commands[options.command](options)
     except (RuntimeError, dist.DistError) as e:
         if not lost_touch(e):

@@ -87,9 +87,13 @@ def generate_job(name: str, checkpoint: Path, *options: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory, tiny_dir):
+def checkpoints(tmp_path_factory, tiny_dir, tiny):
+    from test_gguf import write_gguf
+    from test_hf_checkpoint import save_hf
+
     root = tmp_path_factory.mktemp("parallel")
-    made = {"one file": tiny_dir,
+    write_gguf(root / "small.gguf")  # Q8_0 matrices: each rank slices the expanded float32 map
+    made = {"one file": tiny_dir, "gguf": root / "small.gguf", "hugging face": save_hf(tiny, root / "hf"),
             "two shards": synthesize("tiny", 0, root / "two", n_layers=2, n_shards=2),
             "four shards": synthesize(KV4, 0, root / "four", n_shards=4),
             "four heads, two shards": synthesize(KV4, 0, root / "four-two", n_shards=2),
@@ -114,6 +118,8 @@ def two_ranks(checkpoints, tmp_path_factory):
     jobs = [trace_job("two shards", checkpoints["two shards"], tmp / "two.npz"),
             trace_job("one file", checkpoints["one file"], tmp / "one.npz"),
             trace_job("four shards", checkpoints["four shards"], tmp / "four.npz"),
+            trace_job("gguf", checkpoints["gguf"], tmp / "gguf.npz"),
+            trace_job("hugging face", checkpoints["hugging face"], tmp / "hf.npz"),
             generate_job("greedy", checkpoints["two shards"], "--temperature", "0"),
             {"name": "walk", "argv": ["walk", "--checkpoint", str(checkpoints["two shards"]), "--prompt", PROMPT]},
             trace_job("kv3", checkpoints["three kv heads"], tmp / "kv3.npz"),
@@ -134,7 +140,8 @@ def four_ranks(checkpoints, tmp_path_factory):
 
 # --- the trace: the same as one process's ---
 
-@pytest.mark.parametrize("job, file", [("two shards", "two.npz"), ("one file", "one.npz"), ("four shards", "four.npz")])
+@pytest.mark.parametrize("job, file", [("two shards", "two.npz"), ("one file", "one.npz"), ("four shards", "four.npz"),
+                                       ("gguf", "gguf.npz"), ("hugging face", "hf.npz")])
 def test_two_ranks_write_the_trace_one_process_writes(two_ranks, checkpoints, job, file):
     tmp, results = two_ranks
     assert [r["rc"] for r in results[job]] == [0, 0]
