@@ -235,8 +235,8 @@ def test_wrong_kv_head_index_is_caught_at_layer_0_k(model_and_golden, monkeypatc
 def test_kv_heads_tiled_instead_of_interleaved_is_caught_at_layer_0_scores(model_and_golden, monkeypatch):
     ckpt, golden = model_and_golden
     # The batched path's version of the same mistake: repeat gives kv heads 0 1 0 1 …, not 0 0 0 0 1 1 1 1.
-    buggy = mutated(batched.attention_batched, "keys = keys.repeat_interleave(args.n_rep, dim=0)",
-                    "keys = keys.repeat(args.n_rep, 1, 1)")
+    buggy = mutated(batched.attention_batched, "keys = keys.repeat_interleave(n_rep, dim=0)",
+                    "keys = keys.repeat(n_rep, 1, 1)")
     monkeypatch.setattr(batched, "attention_batched", buggy)
     message = divergence(ckpt, golden, path="batched")
     assert message.startswith("layers.0.scores: max abs err"), message
