@@ -35,7 +35,7 @@ def test_batched_fused_attention_without_trace_gives_the_literal_logits(tiny):
     assert int(fused[-1].argmax()) == int(literal[-1].argmax())
 
 
-@pytest.mark.parametrize("n_tokens", [1, 17])
+@pytest.mark.parametrize("n_tokens", [1, 17, upcast.FEW_TOKENS + 1, 300])  # rows times x; x times columns
 def test_linear_upcasting_slice_by_slice_equals_one_product(n_tokens, monkeypatch):
     monkeypatch.setattr(upcast, "SLICE_BYTES_FEW_TOKENS", 64 * 4 * 16)  # 16 rows a slice: many slices
     monkeypatch.setattr(upcast, "SLICE_BYTES_MANY_TOKENS", 64 * 4 * 16)
