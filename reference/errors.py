@@ -1,7 +1,12 @@
 """The one exception type the project raises for problems with the user's input, and the two
-type checks that every validation of a number uses."""
+type checks that every validation of a number uses, and the last resort for everything else."""
 
+import errno
 import math
+import os
+import sys
+import traceback
+from pathlib import Path
 
 
 class InputError(ValueError):
@@ -28,3 +33,37 @@ def shown(text: str, limit: int = 120) -> str:
     newline, an ANSI escape) written as escapes, and at most `limit` characters."""
     safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
     return safe if len(safe) <= limit else f"{safe[:limit]}… ({len(safe):,} characters)"
+
+
+# --- the last resort: whatever nothing else caught, still one line ---
+
+def last_resort(e: Exception) -> int:
+    """Print the one line for an exception that no check turned into an InputError; the exit code.
+    LLAMA3_REFERENCE_TRACEBACK=1 re-raises it instead, for the whole traceback."""
+    if os.environ.get("LLAMA3_REFERENCE_TRACEBACK") == "1":
+        raise e
+    message, code = unexpected(e)
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def unexpected(e: BaseException) -> tuple[str, int]:
+    """The one line and exit code for an exception that no check turned into an InputError.
+
+    Memory or disk running out, or a file the system will not let us write, is the user's
+    situation, not a bug: said plainly, exit 2. Anything else is a bug in this project, named
+    with the file and line where it happened, exit 1.
+    """
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
+        return ("ran out of memory (" + shown(text or type(e).__name__, 100) + "); try a shorter prompt, a "
+                "smaller model, or --dtype bfloat16"), 2
+    if isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or e.filename):
+        where = shown(e.filename) if e.filename else "a file"
+        return f"{where}: {e.strerror or shown(text)}" + ("; free some space and run again" if e.errno in (
+            errno.ENOSPC, errno.EDQUOT) else ""), 2
+    frames = traceback.extract_tb(e.__traceback__)
+    ours = [f for f in frames if f"{os.sep}reference{os.sep}" in f.filename] or frames
+    at = f" at {Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else ""
+    return (f"internal error, a bug in llama3-reference ({type(e).__name__}: {shown(text, 160)}{at}); please report "
+            "it, with LLAMA3_REFERENCE_TRACEBACK=1 for the traceback"), 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +210,10 @@ def save_trace(trace: dict[str, torch.Tensor], out: str | Path) -> Path:
     out = check_trace_path(out)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **{name: to_numpy(t) for name, t in trace.items()})
-    return write_atomic(out, buffer.getvalue())
+    try:
+        return write_atomic(out, buffer.getvalue())
+    except OSError as e:  # a full disk, or one that became read-only: the old file, if any, is untouched
+        raise InputError(f"{out}: could not write the trace ({e.strerror or e}); nothing was written") from None
 
 
 def check_trace_path(out: str | Path) -> Path:
@@ -217,7 +221,12 @@ def check_trace_path(out: str | Path) -> Path:
     out = Path(out)
     if out.suffix != ".npz":
         raise InputError(f"{out}: the trace is written as .npz; give a file name ending in .npz")
-    return check_out_dir(out)
+    out = check_out_dir(out)
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory; give the name of the .npz file to write")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise InputError(f"{out.parent}: is not writable, so the trace cannot be written there")
+    return out
 
 
 load_trace = read_npz  # a trace file is a plain .npz, one array per name

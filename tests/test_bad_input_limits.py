@@ -1,11 +1,21 @@
-"""Bad input (#14 class 4): memory that would grow with what the user could ask is estimated
-first, and a request that cannot fit is refused in one line with the numbers."""
+"""Bad input (#14 classes 4 and 5): memory that would grow with what the user could ask is
+estimated first and refused with the numbers; numbers near the float limit, strangers' index
+files, output paths that cannot be written and unexpected exceptions are each one line."""
+
+import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from helpers import one_line_error
-from reference.errors import InputError
+from helpers import one_line_error, write_checkpoint
+from reference import cli
+from reference.config import args_from_params
+from reference.errors import InputError, unexpected
+from reference.formats import load_checkpoint
+from reference.formats.hf import args_from_hf_config
 from reference.trace import available_memory, run_trace, trace_bytes, trace_shapes
 
 
@@ -33,3 +43,100 @@ def test_a_trace_that_cannot_fit_in_memory_is_refused_before_anything_is_allocat
         run_trace(tokens, tiny.weights, args)
     message = one_line_error(excinfo, "40,000 tokens", "GiB", "of memory is available", "generate")
     assert f"{trace_bytes(args, 40_000) / 2**30:,.1f} GiB" in message
+
+
+# --- class 5: numbers near the float limit ---
+
+@pytest.mark.parametrize("key, value, says", [
+    ("ffn_dim_multiplier", 1e308, "ffn_dim_multiplier must be a number in (0, 64]"),  # was an OverflowError
+    ("ffn_dim_multiplier", 1.7976931348623157e308, "ffn_dim_multiplier must be a number in (0, 64]"),
+    ("ffn_dim_multiplier", 1e-308, "leaves no SwiGLU hidden units"),  # was a model without a feed-forward
+    ("norm_eps", 1e308, "norm_eps must be below 1"),  # was every RMSNorm output near 0
+])
+def test_hyper_parameters_near_the_float_limit_are_refused_in_one_line(tiny, key, value, says):
+    params = {**tiny.args.to_params(), key: value}
+    with pytest.raises(InputError) as excinfo:
+        args_from_params(params)
+    one_line_error(excinfo, says)
+
+
+def test_zero_attention_heads_in_a_hugging_face_config_is_refused_not_divided_by():
+    config = {"model_type": "llama", "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 0,
+              "num_key_value_heads": 2, "vocab_size": 128256, "intermediate_size": 256}
+    with pytest.raises(InputError) as excinfo:
+        args_from_hf_config(config)
+    one_line_error(excinfo, "num_attention_heads must be a positive integer, got 0")
+
+
+# --- class 5: a stranger's model.safetensors.index.json ---
+
+@pytest.fixture(scope="module")
+def hf_dir(tiny, tmp_path_factory):
+    from test_hf_checkpoint import save_hf
+
+    return save_hf(tiny, tmp_path_factory.mktemp("hf-index") / "tiny-hf", max_shard_size="20MB")
+
+
+@pytest.mark.parametrize("value", [7, ["model-00001-of-00004.safetensors"], None, "../../etc/passwd",
+                                   "/tmp/elsewhere.safetensors", "model.bin"])
+def test_index_values_that_are_not_file_names_here_are_refused(hf_dir, tmp_path, value):
+    d = shutil.copytree(hf_dir, tmp_path / "hf")
+    index = json.loads((d / "model.safetensors.index.json").read_text())
+    index["weight_map"]["model.norm.weight"] = value
+    (d / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(InputError) as excinfo:
+        load_checkpoint(d)
+    one_line_error(excinfo, "model.safetensors.index.json", "model.norm.weight",
+                   "expected the name of a .safetensors file in this directory")
+
+
+# --- class 5: output paths, found before the pass ---
+
+def run_cli(*argv):
+    return subprocess.run([sys.executable, "-m", "reference", *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_a_trace_out_that_is_a_directory_is_refused_before_the_pass(tiny_dir, tmp_path, capsys):
+    (tmp_path / "t.npz").mkdir()
+    assert cli.main(["trace", "--checkpoint", str(tiny_dir), "--prompt", "hi", "--out", str(tmp_path / "t.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "t.npz: is a directory" in err
+
+
+def test_a_trace_that_cannot_be_written_is_one_line_and_leaves_nothing(tiny_dir):
+    done = run_cli("trace", "--checkpoint", str(tiny_dir), "--prompt", "hi", "--out", "/proc/t.npz")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "/proc/t.npz: could not write the trace" in done.stderr
+
+
+# --- class 5: the last resort ---
+
+def test_an_exception_no_check_caught_is_one_line_that_says_it_is_a_bug_and_where(tiny_dir, monkeypatch, capsys):
+    def buggy(options):
+        return {}["a key that is not there"]
+
+    monkeypatch.setitem(cli.COMMANDS, "walk", buggy)
+    assert cli.main(["walk", "--checkpoint", str(tiny_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error, a bug in llama3-reference (KeyError" in err
+    assert " at cli.py:" in err and "LLAMA3_REFERENCE_TRACEBACK=1" in err  # the innermost line of reference/
+
+
+def test_the_whole_traceback_is_there_when_asked_for(tiny_dir, monkeypatch):
+    monkeypatch.setitem(cli.COMMANDS, "walk", lambda options: 1 / 0)
+    monkeypatch.setenv("LLAMA3_REFERENCE_TRACEBACK", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["walk", "--checkpoint", str(tiny_dir)])
+
+
+def test_running_out_of_memory_or_disk_is_the_users_situation_not_a_bug():
+    try:
+        torch.empty(1 << 62, dtype=torch.uint8)  # the allocator refuses 4 EiB
+    except RuntimeError as e:
+        message, code = unexpected(e)
+    assert code == 2 and message.startswith("ran out of memory")
+    try:
+        open("/proc/no-such-dir/file", "w")
+    except OSError as e:
+        message, code = unexpected(e)
+    assert code == 2 and message.startswith("/proc/no-such-dir/file: No such file or directory")

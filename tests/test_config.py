@@ -79,7 +79,7 @@ def test_missing_n_kv_heads_means_one_kv_head_per_query_head():
     ({"n_heads": True}, "n_heads must be a positive integer, got True"),
     ({"norm_eps": -1}, "norm_eps must be a positive finite number, got -1"),
     ({"rope_theta": float("nan")}, "rope_theta must be a positive finite number"),
-    ({"ffn_dim_multiplier": 0}, "ffn_dim_multiplier must be a positive number or null, got 0"),
+    ({"ffn_dim_multiplier": 0}, "ffn_dim_multiplier must be a number in (0, 64] or null (Llama 3: 1.3), got 0"),
     ({"use_scaled_rope": "yes"}, "use_scaled_rope must be true or false"),
     ({"n_kv_heads": 5}, "n_heads 32 is not a multiple of n_kv_heads 5"),
     ({"n_heads": 30}, "dim 4096 is not divisible by n_heads 30"),

@@ -38,7 +38,7 @@ from typing import Mapping
 import torch
 
 from ..config import ModelArgs, args_with_ffn_width, expected_shapes
-from ..errors import InputError, is_finite_number, is_int
+from ..errors import InputError, is_finite_number, is_int, shown
 from ..files import read_head, read_json
 from ..vocab_files import tokenizer_from_json
 from .checkpoint import Checkpoint, check_tensors, checked_tokenizer
@@ -264,6 +264,11 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
         if not isinstance(weight_map, dict) or not weight_map:
             raise InputError(f"{index}: has no \"weight_map\" object (tensor name -> file name)")
+        for name, file_name in weight_map.items():  # a stranger's index: names only, in this directory
+            if not (isinstance(file_name, str) and file_name.endswith(".safetensors") and "/" not in file_name
+                    and "\\" not in file_name and not file_name.startswith(".")):
+                raise InputError(f"{index}: weight_map[{shown(name)!r}] is {shown(repr(file_name))}, expected "
+                                 "the name of a .safetensors file in this directory")
         files = [path / name for name in dict.fromkeys(weight_map.values())]
         for file in files:
             if not file.exists():
