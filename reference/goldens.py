@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Callable, Mapping, NamedTuple
 
@@ -30,7 +31,7 @@ import torch
 
 from .errors import InputError
 from .compare import changes, kind
-from .files import read_json, read_npz, write_npz, write_text
+from .files import lock_beside, read_json, read_npz, recover_dir, stage_dir, swap_in, write_npz, write_text
 from .trace import run_trace
 
 GOLDENS_DIR = Path(__file__).resolve().parents[1] / "goldens"
@@ -156,42 +157,93 @@ def regenerate(ckpt, out_dir: str | Path, prompts: Mapping[str, str], names: lis
     """Write the goldens of new or changed prompts (or only of `names`); returns those written.
 
     A prompt whose tensors all match its golden within tolerance is left alone, file and all,
-    unless `force`. Each file is replaced atomically, one at a time.
+    unless `force`. The set changes all at once: the new one is built beside `out_dir`
+    (unchanged files hard-linked) and swapped in whole, so a run killed at any moment leaves the
+    old set or the new one, and the next run tidies up after it (files.recover_dir). Refused: a
+    directory holding files goldens did not write (unless `force`), and a second run at once.
     """
     unknown = [n for n in names or [] if n not in prompts]
     if unknown:
         raise InputError(f"no prompt named {unknown[0]!r} (known: {', '.join(prompts)})")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(out_dir / "checkpoint.json", checkpoint_record(ckpt), echo)
-    written = []
-    for name in names or list(prompts):
-        arrays, listing = compute(prompts[name], ckpt, layers)
-        path = out_dir / f"{name}.npz"
-        if not path.exists():
-            write_npz(path, arrays)
-            echo(f"{name}: new golden, {len(arrays['tokens'])} tokens, {len(arrays)} arrays -> {path}")
-            written.append(name)
-        else:
-            changed = changes(read_npz(path), arrays)
-            if changed or force:
-                write_npz(path, arrays)
-                echo(f"{name}: rewrote {path} ({len(changed)} arrays changed beyond tolerance)")
-                for line in changed[:20]:
-                    echo(f"  {line}")
-                if len(changed) > 20:
-                    echo(f"  ... and {len(changed) - 20} more")
-                written.append(name)
+    out_dir = out_dir.resolve() if out_dir.is_symlink() else out_dir  # replace the directory, not the link
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        with lock_beside(out_dir, "`goldens` run"):
+            done = recover_dir(out_dir)
+            if done:
+                echo(f"{out_dir}: {done}")
+            _check_ours(out_dir, force)
+            stage = stage_dir(out_dir)
+            try:
+                written, changed = _write_set(ckpt, out_dir, stage, prompts, names, force, echo, layers)
+            except BaseException:
+                shutil.rmtree(stage, ignore_errors=True)  # nothing of this run stays
+                raise
+            if changed:
+                swap_in(out_dir)
             else:
-                echo(f"{name}: unchanged")
-        _write_if_changed(out_dir / f"{name}.tokens.json", listing, echo)
+                shutil.rmtree(stage)  # every file was up to date: leave out_dir as it is
+    except OSError as e:  # a full disk, a read-only directory
+        raise InputError(f"{out_dir}: cannot write the goldens ({e.strerror or e})") from None
     stale = sorted(p.stem for p in out_dir.glob("*.npz") if p.stem not in prompts)
     if stale:
         echo(f"not in the prompts file, left as they are: {', '.join(stale)} (delete them by hand if unwanted)")
     return written
 
 
-def _write_if_changed(path: Path, text: str, echo) -> None:
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        write_text(path, text)
-        echo(f"wrote {path}")
+def _write_set(ckpt, out_dir: Path, stage: Path, prompts, names, force, echo, layers) -> tuple[list[str], bool]:
+    """Write into `stage` (a hard-linked copy of out_dir) what changed; the prompts rewritten,
+    and whether any file was. Messages name the files where they will be, in out_dir."""
+    changed = _write_if_changed(stage, out_dir, "checkpoint.json", checkpoint_record(ckpt), echo)
+    written = []
+    for name in names or list(prompts):
+        arrays, listing = compute(prompts[name], ckpt, layers)
+        path = out_dir / f"{name}.npz"
+        if not (stage / path.name).exists():
+            write_npz(stage / path.name, arrays)
+            echo(f"{name}: new golden, {len(arrays['tokens'])} tokens, {len(arrays)} arrays -> {path}")
+            written.append(name)
+        else:
+            differ = changes(read_npz(stage / path.name), arrays)
+            if differ or force:
+                write_npz(stage / path.name, arrays)
+                echo(f"{name}: rewrote {path} ({len(differ)} arrays changed beyond tolerance)")
+                for line in differ[:20]:
+                    echo(f"  {line}")
+                if len(differ) > 20:
+                    echo(f"  ... and {len(differ) - 20} more")
+                written.append(name)
+            else:
+                echo(f"{name}: unchanged")
+        changed = _write_if_changed(stage, out_dir, f"{name}.tokens.json", listing, echo) or changed
+    return written, changed or bool(written)
+
+
+def _write_if_changed(stage: Path, out_dir: Path, name: str, text: str, echo) -> bool:
+    path = stage / name
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_text(path, text)  # renames over the hard link: out_dir's file is untouched
+    echo(f"wrote {out_dir / name}")
+    return True
+
+
+# checkpoint.json is the mark of a goldens directory: only goldens writes one with these keys.
+RECORD_KEYS = {"params", "weights_sha256", "compute_dtype", "stored_dtype"}
+
+
+def _check_ours(out_dir: Path, force: bool) -> None:
+    """Goldens go only into a new or empty directory or one of goldens': anywhere else they would
+    overwrite a person's own checkpoint.json or NAME.tokens.json."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: is a file, not a goldens directory")
+    if force or not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    try:
+        record = read_json(out_dir / "checkpoint.json")
+    except InputError:
+        record = None
+    if not (isinstance(record, dict) and RECORD_KEYS <= record.keys()):
+        raise InputError(f"{out_dir}: is not a goldens directory (it has files but no checkpoint.json written by "
+                         "`goldens`); choose a new or empty directory, or pass --force to write goldens into it")
