@@ -97,6 +97,15 @@ def test_force_writes_goldens_into_a_users_directory_keeping_their_other_files(s
     assert (mine / "diary.txt").read_text(encoding="utf-8") == "dear diary\n"
 
 
+def test_goldens_refuse_an_out_that_is_a_file_even_with_force(small, tmp_path):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine\n", encoding="utf-8")
+    with pytest.raises(InputError) as excinfo:
+        goldens.regenerate(small, out, {"hello": "Hello"}, force=True, echo=quiet)
+    one_line_error(excinfo, f"{out}: is a file, not a goldens directory")
+    assert out.read_text(encoding="utf-8") == "mine\n" and beside(out) == ["notes.txt"]
+
+
 def test_the_repositorys_goldens_are_recognised_and_left_alone_when_up_to_date(tiny, tmp_path):
     copy = shutil.copytree(goldens.TINY_GOLDENS, tmp_path / "tiny-seed0")
     before = {p.name: (p.stat().st_ino, p.read_bytes()) for p in copy.iterdir()}
