@@ -103,6 +103,13 @@ def fused_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, s
     [T, S] mask of `causal_mask`, O(T·S) and not per head.
     """
     T, S, gqa = q.shape[1], keys.shape[1], keys.shape[0] != q.shape[0]
+    if T == 1:
+        # One new token (a decode step): its scores are only [H, 1, S], and the fused kernel's
+        # set-up on the CPU costs more than they do. The query heads of a group are the rows of
+        # one product with their kv head, so the kv heads are read in place, never repeated.
+        K, d = keys.shape[0], q.shape[2]
+        scores = q.reshape(K, -1, d) @ keys.transpose(1, 2) / math.sqrt(d)  # [K, H/K, S]
+        return (softmax(scores) @ values).reshape(q.shape)  # [H, 1, d]
     # [1, heads, T, d]: with a batch axis, as the CPU's flash kernel needs; without one PyTorch
     # falls back to the plain math and holds the scores (1.2 GB more at 2,048 tokens, 4× slower).
     q, keys, values = q[None], keys[None], values[None]

@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "goldens/smollm2-135m/prompts.json for smollm2-135m)")
     goldens.add_argument("--out", default=None, help="the goldens directory (default: goldens/tiny-seed0 for tiny, "
                                                       "goldens/smollm2-135m for smollm2-135m)")
-    goldens.add_argument("--force", action="store_true", help="rewrite even goldens that match within tolerance")
+    goldens.add_argument("--force", action="store_true", help="rewrite even goldens that match within tolerance, "
+                         "and write into a directory that goldens did not make")
 
     parity = sub.add_parser("parity", help="compare every tensor with Hugging Face transformers; print the table",
                             description="Run our pass and transformers' LlamaForCausalLM on the same weights "
