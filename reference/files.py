@@ -196,8 +196,13 @@ def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        return {name: f[name] for name in f.files}
+    """The arrays of an .npz file; never unpickles (an object array is refused, not run)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {name: f[name] for name in f.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:  # pickles, truncation, garbage
+        problem = "holds pickled objects" if "allow_pickle" in str(e) else f"is not a readable .npz ({type(e).__name__})"
+        raise InputError(f"{path}: {problem}; an .npz of plain arrays is expected") from None
 
 
 # --- a directory replaced whole: all of the new files or all of the old ones, never a mix ---

@@ -205,10 +205,15 @@ def _write_set(ckpt, out_dir: Path, stage: Path, prompts, names, force, echo, la
             echo(f"{name}: new golden, {len(arrays['tokens'])} tokens, {len(arrays)} arrays -> {path}")
             written.append(name)
         else:
-            differ = changes(read_npz(stage / path.name), arrays)
-            if differ or force:
+            try:
+                differ, unreadable = changes(read_npz(stage / path.name), arrays), False
+                why = f"{len(differ)} arrays changed beyond tolerance"
+            except InputError as e:  # a corrupt or pickled golden is replaced, never read as one
+                differ, unreadable = [], True
+                why = str(e).split(": ", 1)[-1].split(";")[0] + ", so it was replaced"
+            if differ or force or unreadable:
                 write_npz(stage / path.name, arrays)
-                echo(f"{name}: rewrote {path} ({len(differ)} arrays changed beyond tolerance)")
+                echo(f"{name}: rewrote {path} ({why})")
                 for line in differ[:20]:
                     echo(f"  {line}")
                 if len(differ) > 20:

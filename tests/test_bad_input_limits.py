@@ -140,3 +140,40 @@ def test_running_out_of_memory_or_disk_is_the_users_situation_not_a_bug():
     except OSError as e:
         message, code = unexpected(e)
     assert code == 2 and message.startswith("/proc/no-such-dir/file: No such file or directory")
+
+
+# --- class 5: a corrupt or pickled .npz, where a golden or a trace is expected ---
+
+def pickled_npz(path):
+    import numpy as np
+
+    np.savez(path, tokens=np.array([object()], dtype=object))  # an object array: loading it unpickles
+    return path
+
+
+@pytest.mark.parametrize("make, says", [(pickled_npz, "holds pickled objects"),
+                                        (lambda p: p.write_bytes(b"PK\x03\x04" + b"x" * 100) and p,
+                                         "is not a readable .npz (BadZipFile)")])
+def test_a_corrupt_or_pickled_trace_is_one_line_and_never_unpickled(tmp_path, make, says):
+    from reference.trace import load_trace
+
+    path = tmp_path / "t.npz"
+    make(path)
+    with pytest.raises(InputError) as excinfo:
+        load_trace(path)
+    one_line_error(excinfo, str(path), says)
+
+
+def test_a_corrupt_or_pickled_golden_is_replaced_by_regeneration(tiny, tmp_path):
+    from reference import goldens
+
+    out = shutil.copytree(goldens.TINY_GOLDENS, tmp_path / "tiny-seed0")
+    pickled_npz(out / "walkthrough.npz")
+    (out / "long.npz").write_bytes(b"not a zip at all")
+    said = []
+    written = goldens.regenerate(tiny, out, goldens.load_prompts(), echo=said.append)
+    assert sorted(written) == ["long", "walkthrough"]
+    assert any("walkthrough.npz (holds pickled objects, so it was replaced)" in line for line in said), said
+    for name in ("walkthrough", "long"):
+        again, committed = goldens.read_npz(out / f"{name}.npz"), goldens.read_npz(goldens.TINY_GOLDENS / f"{name}.npz")
+        assert set(again) == set(committed) and (again["tokens"] == committed["tokens"]).all()
