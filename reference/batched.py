@@ -98,9 +98,9 @@ def fused_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, s
 
     q [H, T, d] sits at positions start … start+T-1; keys and values [K, S, d] at 0 … S-1.
     enable_gqa lets query head h read kv head h // n_rep without copies. `is_causal` aligns
-    the mask's diagonal top-left, right only when there is no cached prefix (start = 0); a
-    single new token sees every key and needs no mask; chunks after a prefix get the shifted
-    [T, S] mask of `causal_mask`, O(T·S) and not per head.
+    the mask's diagonal top-left, right only when there is no cached prefix (start = 0);
+    chunks after a prefix get the shifted [T, S] mask of `causal_mask`, O(T·S) and not per
+    head. A single new token sees every key and needs no mask at all.
     """
     T, S, gqa = q.shape[1], keys.shape[1], keys.shape[0] != q.shape[0]
     if T == 1:
@@ -113,8 +113,8 @@ def fused_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, s
     # [1, heads, T, d]: with a batch axis, as the CPU's flash kernel needs; without one PyTorch
     # falls back to the plain math and holds the scores (1.2 GB more at 2,048 tokens, 4× slower).
     q, keys, values = q[None], keys[None], values[None]
-    if start == 0 or T == 1:
-        out = F.scaled_dot_product_attention(q, keys, values, is_causal=start == 0 and T > 1, enable_gqa=gqa)
+    if start == 0:
+        out = F.scaled_dot_product_attention(q, keys, values, is_causal=True, enable_gqa=gqa)
     else:
         mask = causal_mask(T, S, q.dtype, q.device)  # [T, S]
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=gqa)
