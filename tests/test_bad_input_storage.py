@@ -129,6 +129,30 @@ def test_a_tensor_reaching_past_its_storage_is_refused_naming_the_tensor(capsys,
     refused_by_cli(capsys, ckpt, str(shard), TENSOR, "needs 2,048 elements of its storage", "holds 1,024")
 
 
+def grow_in_directory(file: Path, record: str, size: int) -> None:
+    """Say in the zip's central directory that `record` holds `size` bytes (its bytes stay as they are)."""
+    data = bytearray(file.read_bytes())
+    at = data.index(b"PK\x01\x02")  # the first central directory header
+    while data[at + 46: at + 46 + len(record)] != record.encode() or data[at:at + 4] != b"PK\x01\x02":
+        at = data.index(b"PK\x01\x02", at + 1)
+    data[at + 20: at + 28] = size.to_bytes(4, "little") * 2  # compressed and uncompressed size
+    file.write_bytes(bytes(data))
+
+
+def test_a_record_whose_zip_size_runs_into_the_next_record_is_refused(capsys, ckpt):
+    shard = ckpt / "consolidated.00.pth"
+    found = {}
+
+    def doubled(records):  # the pickle claims twice the elements, as the directory will
+        name = pickle_of(records)
+        _, key, numel = claim(records[name], TENSOR, 0)
+        records[name], _, _ = claim(records[name], TENSOR, 2 * numel)
+        found["record"], found["bytes"] = name.replace("data.pkl", f"data/{key}"), 4 * numel
+    rewrite_zip(shard, doubled)
+    grow_in_directory(shard, found["record"], found["bytes"])
+    refused_by_cli(capsys, ckpt, str(shard), found["record"], f"claims {found['bytes']:,} bytes", "run into")
+
+
 # --- checklist.chk ---
 
 def write_checklist(ckpt: Path, names=None) -> Path:

@@ -1,8 +1,8 @@
 """Meta's `checklist.chk`: the md5 of every file of a checkpoint, as `md5sum` writes them.
 
-    fb5b7ff13f4c1f5c9a0e2e3dcb5a0a1e  consolidated.00.pth
-    0b1b5e6a4a5a5e0c6a2a1d0e9f1e7c5d  params.json
-    8f7a7c1d1e0a0b5c4b3e2f1a0d9c8b7a  tokenizer.model
+    <32 hex digits: the md5>  consolidated.00.pth
+    <32 hex digits>  params.json
+    <32 hex digits>  tokenizer.model
 
 Meta's download script runs `md5sum -c checklist.chk`; a copy made another way may not. Shards
 of the 70B all have the same shapes, so two swapped or duplicated ones load without complaint and

@@ -135,12 +135,14 @@ def _check_layout(file: Path) -> None:
     any other surprise is left to torch.load, which reports it."""
     try:
         with zipfile.ZipFile(file) as archive:
-            records = {info.filename: info.file_size for info in archive.infolist()}
+            infos, end = archive.infolist(), archive.start_dir
+            records = {info.filename: info.file_size for info in infos}
             pkl = next(name for name in records if name.endswith("/data.pkl") and name.count("/") == 1)
             with archive.open(pkl) as f:
                 obj = _Layout(f).load()
     except Exception:  # noqa: BLE001 - not readable this way: torch.load said what it thinks
         return
+    _check_records_apart(file, infos, end)
     prefix = pkl[: -len("data.pkl")]
     for name, call in (obj.items() if isinstance(obj, dict) else ()):
         while isinstance(call, _Call) and call.name.endswith("._rebuild_parameter") and call.args:
@@ -151,6 +153,19 @@ def _check_layout(file: Path) -> None:
         if isinstance(storage, _Storage):
             _check_storage(file, name, storage, prefix + "data/" + storage.key, records)
             _check_extent(file, name, storage, offset, size, stride)
+
+
+def _check_records_apart(file: Path, infos: list[zipfile.ZipInfo], end: int) -> None:
+    """No record's bytes run into the next record: a size in the zip's directory is a claim too."""
+    infos = sorted(infos, key=lambda info: info.header_offset)
+    for info, after in zip(infos, [*infos[1:], None]):
+        limit = end if after is None else after.header_offset
+        # its bytes start after a 30-byte local header and its name (and an extra field, not counted)
+        start = info.header_offset + 30 + len(info.filename.encode("utf-8"))
+        if start + info.compress_size > limit:
+            where = "the zip's directory" if after is None else f"the record {shown(after.filename)}"
+            raise InputError(f"{file}: the zip record {shown(info.filename)} claims {info.compress_size:,} bytes, "
+                             f"which run into {where}; the file is corrupt: download it again")
 
 
 def _check_storage(file: Path, name, storage: _Storage, record: str, records: dict[str, int]) -> None:
