@@ -31,12 +31,13 @@ from .config import load_params
 from .errors import InputError, shown
 from .formats import Checkpoint, load_checkpoint
 from .formats.checkpoint import check_tensors, checked_tokenizer
+from .formats.checklist import verify_checklist
 from .formats.meta import WEIGHTS_GLOB, _tensors
 from .formats.shards import check_shard_count, check_shardable, shard_files, split_dim
 from .hub import resolve_checkpoint
 
 SPLIT_COMMANDS = ("walk", "trace", "generate")
-TIMEOUT_S = 120.0  # long enough for a rank to map its shard; short enough that a hang is noticed
+TIMEOUT_S = 300.0  # long enough for ranks to hash their shards at once, short enough that a hang is noticed
 
 
 def launched() -> bool:
@@ -117,19 +118,23 @@ def load_rank(options) -> tuple[torch.device, Checkpoint]:
     """This rank's device and checkpoint, its weights only this rank's slices (`RankWeights`).
 
     Rank 0 resolves the checkpoint first (it may build a built-in one, which the others then
-    find made); then every rank loads its own part, and the ranks agree that all of them did.
+    find made); then every rank loads its own part at once (reading and, with a checklist.chk,
+    hashing only its own shards), and the ranks agree that all of them did.
     """
     rank, world, device = options.ranks
     progress = rank == 0 and sys.stderr.isatty()
-    path = error = ckpt = None
-    for turn in ("first", "others"):
-        if (turn == "first") == (rank == 0):
-            try:
-                path = resolve_checkpoint(options.checkpoint)
-                ckpt = _load_slices(path, rank, world, progress)
-            except InputError as e:
-                error = str(e)
-        agree(error)
+    error = ckpt = None
+    if rank == 0:  # the others wait in `agree` meanwhile
+        try:
+            resolve_checkpoint(options.checkpoint)
+        except InputError as e:
+            error = str(e)
+    agree(error)
+    try:
+        ckpt = _load_slices(resolve_checkpoint(options.checkpoint), rank, world, progress)
+    except InputError as e:
+        error = str(e)
+    agree(error)
     return device, ckpt
 
 
@@ -158,6 +163,7 @@ def _load_meta_shards(path: Path, rank: int, world: int, progress: bool) -> Chec
         raise InputError(f"{path}: has {len(files)} model-parallel shards and WORLD_SIZE is {world}; one must divide "
                          "the other, so that each rank reads whole shards or an equal slice of one")
     mine, part, parts = parallel.rank_files(len(files), rank, world)
+    verify_checklist(path, progress, only={f.name for f in files[mine]} | {"params.json", "tokenizer.model"})
     shards = []
     for file in files[mine]:
         tensors = _tensors(file)

@@ -4,6 +4,7 @@ The ranks are real processes talking over gloo on localhost, started as torchrun
 (tests/ranks.py); the checkpoints are synthesized with 2 and 4 model-parallel shards.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -109,6 +110,13 @@ def checkpoints(tmp_path_factory, tiny_dir, tiny):
                 (machine / file.name).symlink_to(file)
     made["machines"] = root / "machines"
     made["corrupt"] = corrupt
+    swapped = shutil.copytree(made["two shards"], root / "swapped")  # Meta's checklist.chk, then the shards swapped
+    sums = {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in sorted(swapped.iterdir())}
+    (swapped / "checklist.chk").write_text("".join(f"{md5}  {name}\n" for name, md5 in sums.items()))
+    (swapped / "consolidated.00.pth").rename(swapped / "x")
+    (swapped / "consolidated.01.pth").rename(swapped / "consolidated.00.pth")
+    (swapped / "x").rename(swapped / "consolidated.01.pth")
+    made["swapped"] = swapped
     return made
 
 
@@ -125,6 +133,7 @@ def two_ranks(checkpoints, tmp_path_factory):
             trace_job("kv3", checkpoints["three kv heads"], tmp / "kv3.npz"),
             trace_job("corrupt", checkpoints["corrupt"], tmp / "corrupt.npz"),
             trace_job("machines", checkpoints["machines"] / "rank{rank}", tmp / "machines.npz"),
+            trace_job("swapped", checkpoints["swapped"], tmp / "swapped.npz"),
             {"name": "synthesize", "argv": ["synthesize", "--out", str(tmp / "s")]},
             {**trace_job("alone", checkpoints["two shards"], tmp / "alone.npz"), "ranks": [0], "timeout": 1}]
     return tmp, run_ranks(2, jobs, tmp)
@@ -225,6 +234,13 @@ def test_a_shard_missing_on_one_machine_stops_every_rank(two_ranks):
     first, second = one_line_each(two_ranks[1]["machines"])
     assert "rank1" in second and "2 model-parallel shards, but only this one is here" in second
     assert "rank 0 of 2 stops because rank 1 failed" in first
+
+
+def test_each_rank_checks_its_own_shards_against_checklist_chk(two_ranks):
+    first, second = one_line_each(two_ranks[1]["swapped"])
+    assert "rank 0 of 2: " in first and "consolidated.00.pth: md5" in first
+    assert "it is the md5 listed for consolidated.01.pth" in first
+    assert "rank 1 of 2: " in second and "it is the md5 listed for consolidated.00.pth" in second
 
 
 def test_commands_that_do_not_split_are_refused_under_torchrun(two_ranks):

@@ -32,13 +32,15 @@ CHUNK = 16 << 20  # bytes read at a time while hashing
 LINE = re.compile(r"([0-9a-fA-F]{32}) [ *](.+)")  # md5sum's text (two spaces) and binary (" *") modes
 
 
-def verify_checklist(directory: Path, progress: bool = False) -> None:
-    """Compare every file checklist.chk lists with its md5; nothing to do without a checklist."""
+def verify_checklist(directory: Path, progress: bool = False, only: set[str] | None = None) -> None:
+    """Compare every file checklist.chk lists (or those of them named in `only`: a tensor-parallel
+    rank checks its own shards) with its md5; nothing to do without a checklist."""
     checklist = directory / CHECKLIST
     if not checklist.exists():
         return
     listed = read_checklist(checklist)
-    files = [(name, directory / name, _stat(directory / name, checklist)) for name in listed]
+    files = [(name, directory / name, _stat(directory / name, checklist)) for name in listed
+             if only is None or name in only]
     files.sort(key=lambda entry: entry[2].st_size)  # the small files first: a wrong params.json fails at once
     remembered = _read_cache()
     todo = sum(info.st_size for _, path, info in files if _known_md5(remembered, path, info) is None)
