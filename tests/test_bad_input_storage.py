@@ -246,3 +246,14 @@ def test_a_damaged_cache_is_ignored(ckpt, own_cache):
     (own_cache / "verified.json").write_text("{not json")
     load_checkpoint(ckpt)
     assert str((ckpt / "params.json").resolve()) in json.loads((own_cache / "verified.json").read_text())
+
+
+@pytest.mark.parametrize("kind, says", [("sparse", "is a torch.sparse_coo tensor"),
+                                        ("meta", "is a meta tensor: a shape without data")])
+def test_a_tensor_without_dense_values_is_refused_on_loading_not_in_the_pass(tiny_dir, tmp_path, kind, says):
+    from helpers import refused, write_checkpoint
+
+    weights = torch.load(tiny_dir / "consolidated.00.pth", weights_only=True)
+    name = "layers.0.feed_forward.w1.weight"
+    weights[name] = weights[name].to_sparse() if kind == "sparse" else torch.empty_like(weights[name], device="meta")
+    refused(write_checkpoint(tiny_dir, tmp_path / kind, weights), "consolidated.00.pth", name, says)

@@ -85,6 +85,9 @@ def _read_weights(file: Path) -> dict[str, torch.Tensor]:
     for name, tensor in obj.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
             raise InputError(f"{file}: entry {name!r} is a {type(tensor).__name__}, expected a tensor named by a string")
+        if tensor.is_meta or tensor.layout != torch.strided:  # would load, then fail or mislead in the pass
+            kind = "a meta tensor: a shape without data" if tensor.is_meta else f"a {tensor.layout} tensor"
+            raise InputError(f"{file}: {shown(name)} is {kind}; a checkpoint holds dense tensors with their values")
     _check_layout(file)
     return obj
 
