@@ -28,6 +28,20 @@ def tiny(tiny_dir):
     return load_checkpoint(tiny_dir)
 
 
+@pytest.fixture(scope="session")
+def small_dir(tmp_path_factory):
+    """A checkpoint far smaller than tiny (dim 16, 1 layer): regeneration works alike on any."""
+    from reference.config import ModelArgs
+
+    args = ModelArgs(dim=16, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=128_256, multiple_of=16)
+    return synthesize(args, seed=0, out_dir=tmp_path_factory.mktemp("small") / "small")
+
+
+@pytest.fixture(scope="session")
+def small(small_dir):
+    return load_checkpoint(small_dir)
+
+
 def pytest_configure(config):
     # hypothesis writes its example database under the working directory by default; keep the
     # checkout clean by pointing it at pytest's cache directory instead.

@@ -22,6 +22,24 @@ def one_line_error(excinfo, *parts: str) -> str:
     return message
 
 
+def refused_by_cli(capsys, argv: list[str], *culprits: str) -> str:
+    """`python -m reference ARGV`, run in-process, exits 2 with one stderr line naming every culprit."""
+    from reference.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2 and "next token" not in out, (code, out, err)
+    assert len(err.strip().splitlines()) == 1, err
+    for culprit in culprits:
+        assert culprit in err, err
+    return err
+
+
+def walk_refused(capsys, checkpoint, *culprits: str) -> str:
+    """`walk --checkpoint CHECKPOINT` is refused in one line naming every culprit."""
+    return refused_by_cli(capsys, ["walk", "--checkpoint", str(checkpoint), "--prompt", "hi"], *culprits)
+
+
 def refused(directory, *parts: str) -> str:
     """`load_checkpoint(directory)` fails with one line naming every part; the message."""
     with pytest.raises(InputError) as excinfo:

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from helpers import one_line_error, write_checkpoint
+from helpers import one_line_error
 from reference import cli
 from reference.config import args_from_params
 from reference.errors import InputError, unexpected

@@ -8,16 +8,16 @@ import json
 import os
 import pickletools
 import shutil
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from reference.cli import main
 from reference.formats import checklist, load_checkpoint
 from reference.synthesize import synthesize
+
+from helpers import walk_refused
 
 TENSOR = "layers.0.attention.wk.weight"
 
@@ -39,19 +39,6 @@ def two_shards(tmp_path_factory) -> Path:
 def ckpt(two_shards, tmp_path) -> Path:
     """A copy of the two-shard checkpoint, ours to break."""
     return Path(shutil.copytree(two_shards, tmp_path / "ckpt"))
-
-
-def refused_by_cli(capsys, ckpt: Path, *culprits: str) -> str:
-    """`walk --checkpoint ckpt` exits 2 within seconds with one stderr line naming every culprit."""
-    start = time.monotonic()
-    code = main(["walk", "--checkpoint", str(ckpt), "--prompt", "hi"])
-    out, err = capsys.readouterr()
-    assert code == 2, (code, out, err)
-    assert time.monotonic() - start < 10
-    assert len(err.strip().splitlines()) == 1, err
-    for culprit in culprits:
-        assert culprit in err, err
-    return err
 
 
 # --- crafting a torch.save zip whose pickle and records disagree ---
@@ -93,7 +80,7 @@ def test_a_storage_claimed_larger_than_its_record_is_refused_naming_the_tensor(c
         name = pickle_of(records)
         records[name], _, _ = claim(records[name], TENSOR, 10**6)
     rewrite_zip(shard, bigger)
-    refused_by_cli(capsys, ckpt, str(shard), TENSOR, "1,000,000 elements", "record holds", "corrupt")
+    walk_refused(capsys, ckpt, str(shard), TENSOR, "1,000,000 elements", "record holds", "corrupt")
 
 
 def test_a_data_record_shorter_than_its_storage_is_refused_naming_the_tensor(capsys, ckpt):
@@ -106,7 +93,7 @@ def test_a_data_record_shorter_than_its_storage_is_refused_naming_the_tensor(cap
         record = name.replace("data.pkl", f"data/{key['key']}")
         records[record] = records[record][: len(records[record]) // 2]
     rewrite_zip(shard, shorter)
-    err = refused_by_cli(capsys, ckpt, str(shard), TENSOR, f"data/{key['key']}", "record holds")
+    err = walk_refused(capsys, ckpt, str(shard), TENSOR, f"data/{key['key']}", "record holds")
     assert "download it again" in err
 
 
@@ -126,7 +113,7 @@ def test_a_tensor_reaching_past_its_storage_is_refused_naming_the_tensor(capsys,
         record = name.replace("data.pkl", f"data/{key}")
         records[record] = records[record][: len(records[record]) // 2]
     rewrite_zip(shard, halved)
-    refused_by_cli(capsys, ckpt, str(shard), TENSOR, "needs 2,048 elements of its storage", "holds 1,024")
+    walk_refused(capsys, ckpt, str(shard), TENSOR, "needs 2,048 elements of its storage", "holds 1,024")
 
 
 def grow_in_directory(file: Path, record: str, size: int) -> None:
@@ -150,7 +137,7 @@ def test_a_record_whose_zip_size_runs_into_the_next_record_is_refused(capsys, ck
         found["record"], found["bytes"] = name.replace("data.pkl", f"data/{key}"), 4 * numel
     rewrite_zip(shard, doubled)
     grow_in_directory(shard, found["record"], found["bytes"])
-    refused_by_cli(capsys, ckpt, str(shard), found["record"], f"claims {found['bytes']:,} bytes", "run into")
+    walk_refused(capsys, ckpt, str(shard), found["record"], f"claims {found['bytes']:,} bytes", "run into")
 
 
 # --- checklist.chk ---
@@ -173,14 +160,14 @@ def swap(a: Path, b: Path) -> None:
 def test_swapped_shards_are_refused_by_the_checklist(capsys, ckpt):
     write_checklist(ckpt)
     swap(ckpt / "consolidated.00.pth", ckpt / "consolidated.01.pth")
-    refused_by_cli(capsys, ckpt, str(ckpt / "consolidated.00.pth"), "checklist.chk",
+    walk_refused(capsys, ckpt, str(ckpt / "consolidated.00.pth"), "checklist.chk",
                    "md5 listed for consolidated.01.pth", "swapped")
 
 
 def test_a_duplicated_shard_is_refused_by_the_checklist(capsys, ckpt):
     write_checklist(ckpt)
     shutil.copy(ckpt / "consolidated.00.pth", ckpt / "consolidated.01.pth")
-    refused_by_cli(capsys, ckpt, str(ckpt / "consolidated.01.pth"), "md5 listed for consolidated.00.pth")
+    walk_refused(capsys, ckpt, str(ckpt / "consolidated.01.pth"), "md5 listed for consolidated.00.pth")
 
 
 def test_one_changed_byte_in_a_shard_is_refused_by_the_checklist(capsys, ckpt):
@@ -189,24 +176,24 @@ def test_one_changed_byte_in_a_shard_is_refused_by_the_checklist(capsys, ckpt):
     data = bytearray(shard.read_bytes())
     data[-2000] ^= 1  # in the last tensor's bytes: torch.load would take it without a word
     shard.write_bytes(bytes(data))
-    refused_by_cli(capsys, ckpt, str(shard), "does not match checklist.chk", "corrupt")
+    walk_refused(capsys, ckpt, str(shard), "does not match checklist.chk", "corrupt")
 
 
 def test_a_file_the_checklist_lists_but_the_directory_lacks_is_named(capsys, ckpt):
     write_checklist(ckpt)
     with open(ckpt / "checklist.chk", "a") as f:
         f.write(f"{'0' * 32}  consolidated.02.pth\n")
-    refused_by_cli(capsys, ckpt, str(ckpt / "consolidated.02.pth"), "listed in", "absent")
+    walk_refused(capsys, ckpt, str(ckpt / "consolidated.02.pth"), "listed in", "absent")
 
 
 def test_a_checklist_line_that_is_not_md5sum_output_is_named(capsys, ckpt):
     (ckpt / "checklist.chk").write_text("not an md5  params.json\n")
-    refused_by_cli(capsys, ckpt, "checklist.chk", "line 1", "md5sum")
+    walk_refused(capsys, ckpt, "checklist.chk", "line 1", "md5sum")
 
 
 def test_a_checklist_name_outside_the_directory_is_refused(capsys, ckpt):
     (ckpt / "checklist.chk").write_text(f"{'0' * 32}  ../secret\n")
-    refused_by_cli(capsys, ckpt, "checklist.chk", "../secret", "not a file in")
+    walk_refused(capsys, ckpt, "checklist.chk", "../secret", "not a file in")
 
 
 def test_a_good_checklist_loads_the_same_weights(ckpt, two_shards):
@@ -237,7 +224,7 @@ def test_shards_swapped_after_verification_are_hashed_again_and_refused(capsys, 
     swap(a, b)
     os.utime(a, ns=(times, times))  # same size, same mtime as the verified file: only the inode differs
     os.utime(b, ns=(times, times))
-    refused_by_cli(capsys, ckpt, str(a), "md5 listed for consolidated.01.pth")
+    walk_refused(capsys, ckpt, str(a), "md5 listed for consolidated.01.pth")
 
 
 def test_a_damaged_cache_is_ignored(ckpt, own_cache):

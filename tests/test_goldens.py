@@ -22,10 +22,8 @@ from pytest_regressions.ndarrays_regression import NDArraysRegressionFixture
 
 from reference import batched, compare, goldens, model
 from reference.formats import load_checkpoint
-from reference.synthesize import synthesize
 from reference import WALKTHROUGH_PROMPT
 from reference.cli import main
-from reference.config import ModelArgs
 from reference.errors import InputError
 from reference.tokenizer import load_tokenizer
 from reference.trace import run_trace, trace_shapes
@@ -291,18 +289,6 @@ def test_missing_tensor_is_named(walkthrough_golden):
 
 
 # --- regeneration: new prompts, only what changed, atomically ---
-
-@pytest.fixture(scope="module")
-def small_dir(tmp_path_factory):
-    """A checkpoint far smaller than tiny (dim 16, 1 layer): regeneration works alike on any."""
-    args = ModelArgs(dim=16, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=128_256, multiple_of=16)
-    return synthesize(args, seed=0, out_dir=tmp_path_factory.mktemp("small") / "small")
-
-
-@pytest.fixture(scope="module")
-def small(small_dir):
-    return load_checkpoint(small_dir)
-
 
 @pytest.fixture
 def regenerate(small, tmp_path):

@@ -19,25 +19,12 @@ from reference import files, goldens
 from reference.cli import main
 from reference.config import ModelArgs
 from reference.errors import InputError
-from reference.formats import load_checkpoint
 from reference.synthesize import synthesize
 
 from helpers import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = {f"p{i}": f"prompt number {i}: the quick brown fox jumps over the lazy dog" for i in range(3)}
-
-
-@pytest.fixture(scope="module")
-def small_dir(tmp_path_factory):
-    """A checkpoint far smaller than tiny (dim 16, 1 layer): regeneration works alike on any."""
-    args = ModelArgs(dim=16, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=128_256, multiple_of=16)
-    return synthesize(args, seed=0, out_dir=tmp_path_factory.mktemp("small") / "small")
-
-
-@pytest.fixture(scope="module")
-def small(small_dir):
-    return load_checkpoint(small_dir)
 
 
 def quiet(line):
