@@ -61,7 +61,7 @@ def run(options, commands) -> None:
     if rank >= world:
         raise InputError(f"RANK={rank} is not below WORLD_SIZE={world}")
     device = _rank_device(options.device)
-    seconds = float(os.environ.get("LLAMA3_REFERENCE_DIST_TIMEOUT", TIMEOUT_S))
+    seconds = _timeout()
     try:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
                                 timeout=timedelta(seconds=seconds), device_id=device if device.type == "cuda" else None)
@@ -82,6 +82,17 @@ def run(options, commands) -> None:
                          f"({seconds:g} s)") from None
     finally:
         dist.destroy_process_group()
+
+
+def _timeout() -> float:
+    text = os.environ.get("LLAMA3_REFERENCE_DIST_TIMEOUT", str(TIMEOUT_S))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 1e7:
+        raise InputError(f"LLAMA3_REFERENCE_DIST_TIMEOUT={text!r}: expected a number of seconds, e.g. {TIMEOUT_S:g}")
+    return seconds
 
 
 def lost_touch(e: BaseException) -> bool:

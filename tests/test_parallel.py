@@ -266,3 +266,13 @@ def test_torchrun_trace_writes_the_single_process_trace(checkpoints, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"wrote {out}: 17 tokens, 2 layers"
     assert_same_trace(out, checkpoints["two shards"])
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf"])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_refused(monkeypatch, value):
+    from reference import torchrun
+    from reference.errors import InputError
+
+    monkeypatch.setenv("LLAMA3_REFERENCE_DIST_TIMEOUT", value)
+    with pytest.raises(InputError, match="LLAMA3_REFERENCE_DIST_TIMEOUT="):
+        torchrun._timeout()
