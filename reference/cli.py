@@ -63,6 +63,7 @@ def _add_prompt_options(p: argparse.ArgumentParser, default: str | None, help: s
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m reference", description="Llama 3, from a prompt to the next token.")
+    parser.set_defaults(ranks=None)  # (rank, world, device) once torchrun.run has joined a group
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     walk = sub.add_parser("walk", help="print every step of the forward pass, ending in the next token",
@@ -137,9 +138,9 @@ def _load_model(options):
     """The device and checkpoint (with its tokenizer) that --device and --checkpoint name."""
     from .formats import load_checkpoint
     from .hub import resolve_checkpoint
-    from .torchrun import load_rank
+    if options.ranks:  # under torchrun: this rank's slice of the weights
+        from .torchrun import load_rank
 
-    if getattr(options, "ranks", None):  # under torchrun: this rank's slice of the weights
         device, ckpt = load_rank(options)
     else:
         device = pick_device(options.device)
@@ -172,7 +173,7 @@ def cmd_walk(options) -> None:
 
     start = time.perf_counter()
     ckpt, tokenizer, tokens, device = _load(options)
-    how = f"{options.path} path" if not getattr(options, "ranks", None) else f"split over {options.ranks[1]} ranks"
+    how = f"split over {options.ranks[1]} ranks" if options.ranks else f"{options.path} path"
     print_header(ckpt, options.prompt, f"computing in {options.dtype} on {device} ({how})")
     trace = _run_trace(options, ckpt, tokens, device)
     print_walk(trace, tokenizer, all_layers=options.all_layers)
@@ -185,7 +186,7 @@ def cmd_trace(options) -> None:
     check_trace_path(options.out)
     ckpt, _, tokens, device = _load(options)
     trace = _run_trace(options, ckpt, tokens, device)
-    out = save_trace(trace, options.out) if getattr(options, "ranks", (0,))[0] == 0 else options.out  # rank 0 writes
+    out = save_trace(trace, options.out) if not options.ranks or options.ranks[0] == 0 else options.out  # rank 0 writes
     print(f"wrote {out}: {len(tokens)} tokens, {ckpt.args.n_layers} layers")
 
 

@@ -202,6 +202,6 @@ def _as_whole(file: Path, tensors: dict[str, torch.Tensor], n_files: int) -> dic
 def split_options(options, args) -> dict:
     """What `run_trace` and `generate` take to run split: the split pass, and for the KV cache
     this rank's K/N kv heads. Nothing for one process."""
-    if getattr(options, "ranks", None) is None:
+    if options.ranks is None:
         return {}
     return {"forward": parallel.forward, "kv_heads": args.n_kv_heads // options.ranks[1]}
