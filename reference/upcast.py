@@ -105,15 +105,29 @@ def compiled_gemv():
 RESIDENT_BYTES = 1 << 30
 
 
+def column_major(w: torch.Tensor) -> torch.Tensor:
+    """The same [out, in] matrix, its values laid out column by column (w.T is contiguous).
+
+    Shape and values are unchanged, so every reader sees the same weight; only the product
+    x @ wᵀ changes kernel: it streams the rows of wᵀ [in, out] instead of taking `out` short dot
+    products. For one token on this 2-core EPYC the [128256, 128] output matrix of `tiny` took
+    2.8 ms instead of 9.2 ms, SmolLM2's [49152, 576] 4.6 ms instead of 10.1 (bench/bench.py).
+    """
+    return w.T.contiguous().T if w.dim() == 2 else w
+
+
 def resident(weights, dtype: torch.dtype, device="cpu", budget: int = RESIDENT_BYTES):
-    """`weights` in `dtype` on `device` once and for all, when that fits `budget` bytes; otherwise
-    `weights` itself, upcast per product as before. The numbers are the same either way: an
-    upcast is exact, whether done once or at every product."""
+    """`weights` in `dtype` on `device` once and for all, in RAM and column-major (`column_major`),
+    when that fits `budget` bytes; otherwise `weights` itself, upcast per product as before. The
+    numbers are the same either way: an upcast is exact, whether done once or at every product."""
     # A GGUF's quantized tensors expand only when asked for; its `meta` holds their shapes and
     # dtypes, so sizing the model expands nothing.
     described = getattr(weights, "meta", weights)
-    if all(w.dtype == dtype for w in described.values()) and torch.device(device).type == "cpu":
-        return weights  # nothing to upcast (a GGUF's expanded float32 is memory-mapped already)
+    on_cpu = torch.device(device).type == "cpu"
+    if on_cpu and all(w.dtype == dtype and (w.dim() != 2 or w.T.is_contiguous()) for w in described.values()):
+        return weights  # resident already
     if sum(w.numel() for w in described.values()) * torch.finfo(dtype).bits // 8 > budget:
         return weights
-    return {name: weights[name].to(device=device, dtype=dtype) for name in described}
+    if not on_cpu:
+        return {name: weights[name].to(device=device, dtype=dtype) for name in described}
+    return {name: column_major(weights[name].to(dtype=dtype)) for name in described}

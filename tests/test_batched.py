@@ -83,6 +83,27 @@ def test_a_small_model_is_upcast_once_and_gives_the_same_logits(tiny):
                                batched.forward(tokens, tiny.weights, tiny.args), rtol=1e-6, atol=1e-6)
 
 
+def test_resident_matrices_are_column_major_with_the_values_unchanged(tiny):
+    weights = upcast.resident(tiny.weights, torch.float32)
+    for name, w in weights.items():
+        stored = tiny.weights[name]
+        assert w.shape == stored.shape, name
+        assert w.dim() != 2 or (w.T.is_contiguous() and not w.is_contiguous()), f"{name}: strides {w.stride()}"
+        assert torch.equal(w, stored.float()), f"{name}: values changed"
+
+
+def test_one_token_through_column_major_weights_equals_the_stored_weights(tiny):
+    weights = upcast.resident(tiny.weights, torch.float32)
+    tokens = torch.tensor(PROMPT)
+    cached = {}
+    for name, w in (("resident", weights), ("stored", tiny.weights)):
+        cache = batched.KVCache.allocate(tiny.args, len(PROMPT), torch.float32)
+        batched.forward(tokens[:-1], w, tiny.args, cache=cache)
+        cached[name] = batched.forward(tokens[-1:], w, tiny.args, cache=cache, start=len(PROMPT) - 1, last_only=True)
+    torch.testing.assert_close(cached["resident"], cached["stored"], rtol=1e-5, atol=1e-5)
+    assert cached["resident"].argmax() == cached["stored"].argmax()
+
+
 def test_a_model_over_the_budget_stays_as_stored(tiny):
     assert upcast.resident(tiny.weights, torch.float32, budget=1 << 20) is tiny.weights
 
