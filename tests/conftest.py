@@ -82,3 +82,46 @@ def smollm2_hf_tokenizer(smollm2_file):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(smollm2_file.parent, gguf_file=smollm2_file.name)
+
+
+
+# --- two workers: `pytest -n 2` (pytest-xdist) ---
+#
+# Tests that share a slow session fixture go to one worker, so that it is built once there:
+# transformers' SmolLM2 (~15 s to load: test_check, test_gguf, test_serve), the built site and
+# Chromium (test_docs, test_serve), the notebooks' kernels (test_notebooks). Each other file is a
+# unit of its own. The two big units are handed out first, so neither is left for the end.
+GROUPS = {"test_check.py": "transformers-and-browser", "test_gguf.py": "transformers-and-browser",
+          "test_serve.py": "transformers-and-browser", "test_docs.py": "transformers-and-browser",
+          "test_notebooks.py": "notebooks"}
+
+
+def group_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its group, or its file."""
+    file = nodeid.split("::")[0]
+    return GROUPS.get(file.rsplit("/", 1)[-1], file)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return group_of(nodeid)
+
+    config.option.loadscopereorder = False  # the collection's order, as sorted below
+    return ByGroup(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    order = list(dict.fromkeys(GROUPS.values()))
+    items.sort(key=lambda item: order.index(group_of(item.nodeid)) if group_of(item.nodeid) in order else len(order))
+
+
+def pytest_sessionstart(session):
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers share the CPUs: one torch thread each
+        import torch
+
+        torch.set_num_threads(1)
