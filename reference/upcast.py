@@ -48,6 +48,9 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         # Without AVX512-BF16/AMX, PyTorch's bf16 matrix product is emulated and many times
         # slower than float32: multiply in float32 (exact products of bf16 values), round once.
         return linear(x.float(), w, torch.float32, device).to(torch.bfloat16)
+    if on_cpu and x.shape[0] == 1 and w.dtype == dtype == torch.float32 and w.is_contiguous() \
+            and w.numel() * 4 <= ONE_ROW_BYTES:
+        return one_row(x, w)
     one_bf16_row = on_cpu and x.shape[0] == 1 and w.dtype == torch.bfloat16 and dtype != torch.float64
     if one_bf16_row and compiled_gemv_wanted():
         return compiled_gemv()(w, x[0].float())[None].to(dtype)  # [1, out]: float32 sums, rounded once
@@ -76,6 +79,21 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         chunk.copy_(w[start:stop])
         torch.mm(chunk, x_t, out=out_t[start:stop])
     return out_t.T.contiguous()  # [T, out]
+
+
+# --- one token through a float32 matrix held in RAM (a small model's, see `resident`) ---
+#
+# A decode step multiplies one row by each matrix. MKL's matrix-vector product reads SmolLM2's
+# [1536, 576] float32 matrix at 11-16 GB/s on this 2-core AMD EPYC (and some calls take 2-4x
+# longer), while PyTorch's own element-wise product and row sums, each spread over both cores,
+# read it at 19-25 GB/s. The intermediate [out, in] products are written and read back, so
+# this pays only while a matrix fits the caches: above ONE_ROW_BYTES the matrix product wins.
+ONE_ROW_BYTES = 16 << 20
+
+
+def one_row(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x [1, in] @ wᵀ as what it is, one dot product per row of w: w's rows times x, summed."""
+    return (w * x).sum(-1)[None]  # [out, in] → [1, out]
 
 
 # --- one token, compiled: the upcast fused into the product ---
@@ -113,21 +131,32 @@ def column_major(w: torch.Tensor) -> torch.Tensor:
     products. For one token on this 2-core EPYC the [128256, 128] output matrix of `tiny` took
     2.8 ms instead of 9.2 ms, SmolLM2's [49152, 576] 4.6 ms instead of 10.1 (bench/bench.py).
     """
-    return w.T.contiguous().T if w.dim() == 2 else w
+    return w.T.contiguous().T
+
+
+def resident_layout(w: torch.Tensor) -> torch.Tensor:
+    """A matrix too large for `one_row` (the output projection) column-major; the rest, whose
+    one-row products `one_row` takes, row-major as stored."""
+    if w.dim() != 2:
+        return w
+    if w.numel() * w.element_size() > ONE_ROW_BYTES:
+        return w if w.T.is_contiguous() else column_major(w)
+    return w.contiguous()
 
 
 def resident(weights, dtype: torch.dtype, device="cpu", budget: int = RESIDENT_BYTES):
-    """`weights` in `dtype` on `device` once and for all, in RAM and column-major (`column_major`),
-    when that fits `budget` bytes; otherwise `weights` itself, upcast per product as before. The
-    numbers are the same either way: an upcast is exact, whether done once or at every product."""
+    """`weights` in `dtype` on `device` once and for all, in RAM (the large matrices column-major,
+    `resident_layout`), when that fits `budget` bytes; otherwise `weights` itself, upcast per
+    product as before. The numbers are the same either way: an upcast is exact, whether done
+    once or at every product."""
     # A GGUF's quantized tensors expand only when asked for; its `meta` holds their shapes and
     # dtypes, so sizing the model expands nothing.
     described = getattr(weights, "meta", weights)
     on_cpu = torch.device(device).type == "cpu"
-    if on_cpu and all(w.dtype == dtype and (w.dim() != 2 or w.T.is_contiguous()) for w in described.values()):
+    if on_cpu and all(w.dtype == dtype and resident_layout(w) is w for w in described.values()):
         return weights  # resident already
     if sum(w.numel() for w in described.values()) * torch.finfo(dtype).bits // 8 > budget:
         return weights
     if not on_cpu:
         return {name: weights[name].to(device=device, dtype=dtype) for name in described}
-    return {name: column_major(weights[name].to(dtype=dtype)) for name in described}
+    return {name: resident_layout(weights[name].to(dtype=dtype)) for name in described}
