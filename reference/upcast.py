@@ -48,8 +48,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         # Without AVX512-BF16/AMX, PyTorch's bf16 matrix product is emulated and many times
         # slower than float32: multiply in float32 (exact products of bf16 values), round once.
         return linear(x.float(), w, torch.float32, device).to(torch.bfloat16)
-    if on_cpu and x.shape[0] == 1 and w.dtype == dtype == torch.float32 and w.is_contiguous() \
-            and w.numel() * 4 <= ONE_ROW_BYTES:
+    if on_cpu and x.shape[0] == 1 and w.dtype == dtype == torch.float32 and w.is_contiguous() and one_row_fits(w):
         return one_row(x, w)
     one_bf16_row = on_cpu and x.shape[0] == 1 and w.dtype == torch.bfloat16 and dtype != torch.float64
     if one_bf16_row and compiled_gemv_wanted():
@@ -89,6 +88,10 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
 # read it at 19-25 GB/s. The intermediate [out, in] products are written and read back, so
 # this pays only while a matrix fits the caches: above ONE_ROW_BYTES the matrix product wins.
 ONE_ROW_BYTES = 16 << 20
+
+
+def one_row_fits(w: torch.Tensor) -> bool:
+    return w.numel() * w.element_size() <= ONE_ROW_BYTES
 
 
 def one_row(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -134,26 +137,28 @@ def column_major(w: torch.Tensor) -> torch.Tensor:
     return w.T.contiguous().T
 
 
-def resident_layout(w: torch.Tensor) -> torch.Tensor:
+def in_resident_layout(w: torch.Tensor) -> bool:
     """A matrix too large for `one_row` (the output projection) column-major; the rest, whose
-    one-row products `one_row` takes, row-major as stored."""
-    if w.dim() != 2:
+    one-row products `one_row` takes, row-major as stored. Checked from strides alone."""
+    return w.dim() != 2 or (w.is_contiguous() if one_row_fits(w) else w.T.is_contiguous())
+
+
+def resident_layout(w: torch.Tensor) -> torch.Tensor:
+    if in_resident_layout(w):
         return w
-    if w.numel() * w.element_size() > ONE_ROW_BYTES:
-        return w if w.T.is_contiguous() else column_major(w)
-    return w.contiguous()
+    return w.contiguous() if one_row_fits(w) else column_major(w)
 
 
 def resident(weights, dtype: torch.dtype, device="cpu", budget: int = RESIDENT_BYTES):
     """`weights` in `dtype` on `device` once and for all, in RAM (the large matrices column-major,
-    `resident_layout`), when that fits `budget` bytes; otherwise `weights` itself, upcast per
+    `in_resident_layout`), when that fits `budget` bytes; otherwise `weights` itself, upcast per
     product as before. The numbers are the same either way: an upcast is exact, whether done
     once or at every product."""
     # A GGUF's quantized tensors expand only when asked for; its `meta` holds their shapes and
     # dtypes, so sizing the model expands nothing.
     described = getattr(weights, "meta", weights)
     on_cpu = torch.device(device).type == "cpu"
-    if on_cpu and all(w.dtype == dtype and resident_layout(w) is w for w in described.values()):
+    if on_cpu and all(w.dtype == dtype and in_resident_layout(w) for w in described.values()):
         return weights  # resident already
     if sum(w.numel() for w in described.values()) * torch.finfo(dtype).bits // 8 > budget:
         return weights
