@@ -331,14 +331,18 @@ product) reads faster. On a CPU without native bf16, PyTorch's bf16 product is e
 slow, so `linear` multiplies in float32 and rounds once instead (detected from `/proc/cpuinfo`).
 
 **Small models** are not penalised for the 8B's memory tricks: when a model's weights in the
-compute dtype fit 1 GiB (`upcast.resident`), `generate` upcasts them once, into RAM and
-column-major: each [out, in] matrix keeps its shape and values, but w.T is the contiguous one,
-so a token's x @ wᵀ streams the rows of wᵀ instead of taking `out` short dot products. That is
-what puts the small models ahead: `tiny`'s [128256, 128] output matrix takes 2.8 ms a token
-instead of 9.2 ms (its rows are 128 values, too short for the row-by-row kernel), SmolLM2's
-[49152, 576] 4.6 ms instead of 10.1. Both sides still read the same float32 bytes. (Tried and
-dropped: PyTorch's int4 CPU product on the GGUF's own 4-bit blocks, `_weight_int4pack_mm_for_cpu`,
-reads 6× fewer bytes but took 25 ms for SmolLM2's output matrix in float32, against 4.6.)
+compute dtype fit 1 GiB (`upcast.resident`), `generate` upcasts them once, into RAM, instead of
+a slice at a time per token. Then two layouts, by size. A matrix of at most 16 MiB
+(`ONE_ROW_BYTES`: every matrix of SmolLM2's layers) stays row-major, and one token's product is
+written as what it is, one dot product per row, `(w * x).sum(-1)` (`upcast.one_row`): for these
+shapes it is faster here than MKL's one-row product, whose time on this machine also jumps
+between two levels from run to run. A larger matrix (the output projection: `tiny`'s
+[128256, 128], SmolLM2's [49152, 576]) is kept column-major: same shape and values, but w.T is
+the contiguous one, so x @ wᵀ streams the rows of wᵀ instead of taking `out` short dot products
+(`tiny`'s takes 2.8 ms a token instead of 9.2 ms, SmolLM2's 4.6 ms instead of 10.1). Both sides
+still read the same float32 bytes. (Tried and dropped: PyTorch's int4 CPU product on the GGUF's
+own 4-bit blocks, `_weight_int4pack_mm_for_cpu`, reads 6× fewer bytes but took 25 ms for
+SmolLM2's output matrix in float32, against 4.6.)
 
 **Noise.** This machine is a small virtual machine: in bursts, single decode steps take 3–6×
 their usual time (200 ms becoming 600–1,200 ms) whatever the code does, which shows in the
