@@ -313,6 +313,13 @@ matrices (one row times [14336, 4096] and the others):
    thousand copies a token (the profile above). It reads the bf16 bytes from memory once, so
    it runs ahead of transformers where the cache holds a slice (this AMD EPYC: 32 MiB of L3)
    and behind it where converting is slow (an Intel Xeon measured earlier: 0.67×).
+   On this machine its time is also bimodal, and the medians show it: in a fresh process a step
+   takes about 155 ms (6.4 tokens/s, steady over 24 steps), but later in the benchmark's process,
+   after the long prefills, steps take 170–350 ms, and in the slow mode the copies alone take up
+   to 800 ms a token (the profile above). Page faults are not the cause (none per step in the
+   slow mode, thousands in the fast one), and keeping one buffer alive across calls made it
+   worse (1,000 ms a token), so each call still takes a fresh buffer. The best figure is what
+   the code reaches; the compiled product below has no copies to slow down.
 2. *A float32 copy written once to a memory-mapped cache file*: reads exactly what transformers
    reads, so it can at best tie, for twice the disk (32 GB for the 8B) and page cache. Not kept.
 3. *`torch.compile` of the one-row product* `(w.float() * x).sum(-1)`: one loop that reads the
