@@ -317,9 +317,12 @@ matrices (one row times [14336, 4096] and the others):
    takes about 155 ms (6.4 tokens/s, steady over 24 steps), but later in the benchmark's process,
    after the long prefills, steps take 170–350 ms, and in the slow mode the copies alone take up
    to 800 ms a token (the profile above). Page faults are not the cause (none per step in the
-   slow mode, thousands in the fast one), and keeping one buffer alive across calls made it
-   worse (1,000 ms a token), so each call still takes a fresh buffer. The best figure is what
-   the code reaches; the compiled product below has no copies to slow down.
+   slow mode, thousands in the fast one), nor is the buffer: a fresh buffer per call and one
+   kept alive across calls both took 143–182 ms a step in six fresh processes, and both have
+   been seen slow (the fresh one in this run; the kept one, 1,000 ms a step, in another). The
+   slow mode comes and goes with the machine's state; it slows the copies, which read the memory-mapped bf16 pages, about 10×, and the products,
+   which read the process's own memory, about 2×. The best figure is what the code reaches;
+   the compiled product below reads the bf16 pages once, with no copies.
 2. *A float32 copy written once to a memory-mapped cache file*: reads exactly what transformers
    reads, so it can at best tie, for twice the disk (32 GB for the 8B) and page cache. Not kept.
 3. *`torch.compile` of the one-row product* `(w.float() * x).sum(-1)`: one loop that reads the
