@@ -65,6 +65,9 @@ CONFIGS = {c.name: c for c in (
 )}
 
 
+LLAMA3_BOS, LLAMA3_EOS = 128000, 128001
+
+
 def hf_config(args: ModelArgs, tied: bool = False, **overrides):
     """A `transformers.LlamaConfig` for the same model, with Llama 3.1's RoPE scaling if used.
 
@@ -83,7 +86,11 @@ def hf_config(args: ModelArgs, tied: bool = False, **overrides):
         num_hidden_layers=args.n_layers, num_attention_heads=args.n_heads, num_key_value_heads=args.n_kv_heads,
         head_dim=args.head_dim, hidden_act="silu", max_position_embeddings=args.max_seq_len,
         rms_norm_eps=args.norm_eps, rope_parameters=rope, tie_word_embeddings=tied,
-        attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
+        attention_bias=False, mlp_bias=False,
+        # Llama 3's <|begin_of_text|> and <|end_of_text|>; a smaller vocabulary (SmolLM2's 49,152)
+        # has other special tokens, so it gets none here rather than ids outside it.
+        bos_token_id=LLAMA3_BOS if LLAMA3_BOS < args.vocab_size else None,
+        eos_token_id=LLAMA3_EOS if LLAMA3_EOS < args.vocab_size else None,
     )
     fields.update(overrides)
     return LlamaConfig(**fields)

@@ -149,6 +149,14 @@ def test_hf_config_carries_llama3_rope_scaling():
     assert (config.intermediate_size, config.num_key_value_heads, config.head_dim) == (14336, 8, 128)
 
 
+def test_hf_config_names_llama3s_special_tokens_only_where_the_vocabulary_has_them():
+    tokenizer = load_tokenizer()
+    llama3 = parity.hf_config(PRESETS["llama3-8b"])
+    assert (llama3.bos_token_id, llama3.eos_token_id) == (tokenizer.bos_id, tokenizer.eos_id)
+    smaller = parity.hf_config(ModelArgs(dim=64, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=49_152))
+    assert (smaller.bos_token_id, smaller.eos_token_id) == (None, None)
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_round_trips_through_hf_config(name):
     assert hf.args_from_hf_config(parity.hf_config(PRESETS[name]).to_dict()) == PRESETS[name]
