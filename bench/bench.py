@@ -159,7 +159,8 @@ def gguf_file(n_layers: int, qtype: str = "Q8_0") -> Path:
 
 def hf_model(ckpt, attn: str, dtype, device):
     """LlamaForCausalLM holding the same weights; a full copy in `dtype`, as transformers keeps them."""
-    return parity.hf_model(ckpt.weights, ckpt.args, ckpt.tied, attn=attn, dtype=dtype, device=device)
+    return parity.hf_model(ckpt.weights, ckpt.args, ckpt.tied, attn=attn, dtype=dtype, device=device,
+                           tokenizer=ckpt.tokenizer)
 
 
 def prompt_tokens(tokenizer, n: int | None) -> list[int]:

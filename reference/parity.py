@@ -97,13 +97,15 @@ def hf_config(args: ModelArgs, tied: bool = False, **overrides):
 
 
 def hf_model(weights, args: ModelArgs, tied: bool, *, attn: str = "eager", dtype: torch.dtype = torch.float32,
-             device="cpu"):
+             device="cpu", tokenizer=None):
     """transformers' LlamaForCausalLM holding exactly our weights, in `dtype` (a full copy, as
     transformers keeps them); eager attention by default: the plain softmax(q·kᵀ/√d)·v, whose
-    weights it can return. The one place that builds it: parity, tests and the benchmark use it."""
+    weights it can return. The one place that builds it: parity, tests and the benchmark use it.
+    With a `tokenizer`, its BOS/EOS ids are the config's (a GGUF's own, e.g. SmolLM2's)."""
     from transformers import LlamaForCausalLM
 
-    config = hf_config(args, tied=tied)
+    ids = {} if tokenizer is None else {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id}
+    config = hf_config(args, tied=tied, **ids)
     config._attn_implementation = attn
     try:  # skip the random initialisation (seconds for a 128k vocabulary): every weight is loaded next
         from transformers.initialization import no_init_weights

@@ -157,6 +157,13 @@ def test_hf_config_names_llama3s_special_tokens_only_where_the_vocabulary_has_th
     assert (smaller.bos_token_id, smaller.eos_token_id) == (None, None)
 
 
+def test_hf_model_takes_the_special_token_ids_of_the_tokenizer_it_is_given(small, smollm2):
+    ours = smollm2.tokenizer  # SmolLM2's own, read from its GGUF
+    assert (ours.bos_id, ours.eos_id) != (load_tokenizer().bos_id, load_tokenizer().eos_id)
+    config = parity.hf_model(small.weights, small.args, tied=False, tokenizer=ours).config
+    assert (config.bos_token_id, config.eos_token_id) == (ours.bos_id, ours.eos_id)
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_round_trips_through_hf_config(name):
     assert hf.args_from_hf_config(parity.hf_config(PRESETS[name]).to_dict()) == PRESETS[name]
