@@ -55,24 +55,27 @@ class KVCache:
 
 def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
                       dtype: torch.dtype, device, trace: Trace | None = None, *, cache: KVCache | None = None,
-                      start: int = 0) -> torch.Tensor:
+                      start: int = 0, last_query: bool = False) -> torch.Tensor:
     """`model.attention_literal` with every head at once; with a `cache`, for T new tokens at
-    positions start … start+T-1 (cis holds those positions), attending to all earlier ones too."""
+    positions start … start+T-1 (cis holds those positions), attending to all earlier ones too.
+    With `last_query`, every position gives its key and value but only the last one asks: the
+    output is that position's row alone, [1, D] (see `next_token_block`)."""
     d, T = args.head_dim, x.shape[0]
+    Tq = 1 if last_query else T  # the positions that ask a query: the last Tq of the T
     p = f"layers.{layer}."
     # The head counts come from the weights, not from args: a tensor-parallel rank
     # (parallel.py) holds H/N query and K/N kv heads and runs this same code on them.
-    q = linear(x, weights[p + "attention.wq.weight"], dtype, device).reshape(T, -1, d)  # [T, H, d]
+    q = linear(x[T - Tq:], weights[p + "attention.wq.weight"], dtype, device).reshape(Tq, -1, d)  # [Tq, H, d]
     k = linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, -1, d)  # [T, K, d]
     v = linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, -1, d)  # [T, K, d]
     # RoPE in the projections' own [T, heads, d] layout (cis broadcast over the heads) reads
     # them in place; then a transpose, a view, gives every head its [T, d] rows.
-    q_rot, k_rot = apply_rope(q, cis[:, None]).transpose(0, 1), apply_rope(k, cis[:, None]).transpose(0, 1)
+    q_rot, k_rot = apply_rope(q, cis[T - Tq:, None]).transpose(0, 1), apply_rope(k, cis[:, None]).transpose(0, 1)
     q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # [H, T, d], [K, T, d], [K, T, d]
     H, n_rep = q.shape[0], q.shape[0] // k.shape[0]
     keys, values = (k_rot, v) if cache is None else cache.update(layer, start, k_rot, v)  # [K, S, d]
     if trace is None:
-        out = fused_attention(q_rot, keys, values, start)  # [H, T, d]
+        out = fused_attention(q_rot, keys, values, start + T - Tq)  # [H, Tq, d]
     else:
         # The trace needs the scores themselves, so they are computed explicitly. The one subtle
         # thing is the mask with a cache. The scores are [T, S]: T new queries against all
@@ -86,7 +89,7 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
         scores = q_rot @ keys.transpose(1, 2) / math.sqrt(d) + causal_mask(T, S, dtype, device)  # [H, T, S]
         probs = softmax(scores)  # [H, T, S]
         out = probs @ values  # [H, T, d]
-    attention = out.transpose(0, 1).reshape(T, H * d)  # [T, H·d]
+    attention = out.transpose(0, 1).reshape(Tq, H * d)  # [Tq, H·d]
     if trace is not None:
         model.record_attention(trace, layer, q, k, v, q_rot, k_rot, scores, probs, attention)
     return linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [T, D]
@@ -130,6 +133,26 @@ def feed_forward_batched(x: torch.Tensor, layer: int, weights: Weights, dtype: t
     return linear(gated, weights[p + "w2.weight"], dtype, device)  # [T, D]
 
 
+def next_token_block(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
+                     dtype: torch.dtype, device, trace: Trace | None, attention, ffn) -> torch.Tensor:
+    """`model.transformer_block` for a pass that wants only the next token: the last layer
+    finishes the last row alone, [T, D] → [1, D].
+
+    Its keys and values are still computed for every position (the last query attends to all
+    of them, and the cache keeps them for the tokens to come), but the other rows' queries,
+    attention outputs, wo and feed-forward would feed no later layer and no logit. For the 8B
+    that is 96 % of a layer's products (wq, wo and the three of the feed-forward; wk and wv are
+    the small ones): 3 % of a 32-layer prompt, nearly half of the bench's 2-layer one.
+    llama.cpp skips the same rows (after its attention; here the queries are skipped too)."""
+    if layer < args.n_layers - 1 or trace is not None or x.shape[0] == 1:
+        return model.transformer_block(x, layer, weights, args, cis, dtype, device, trace, attention, ffn)
+    p = f"layers.{layer}."
+    normed = model.rms_norm(x, model.get_weight(weights, p + "attention_norm.weight", dtype, device), args.norm_eps)
+    h = x[-1:] + attention(normed, layer, weights, args, cis, dtype, device, last_query=True)  # [1, D]
+    normed = model.rms_norm(h, model.get_weight(weights, p + "ffn_norm.weight", dtype, device), args.norm_eps)
+    return h + ffn(normed, layer, weights, dtype, device)  # [1, D]
+
+
 def last_row_logits(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor:
     """Only the last position predicts the next token: project that row alone onto the vocabulary."""
     return model.output_projection(x[-1:], w, dtype, device)  # [1, V]
@@ -143,4 +166,5 @@ def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: t
     attention = attention_batched if cache is None else functools.partial(attention_batched, cache=cache, start=start)
     return model.forward(tokens, weights, args, dtype=dtype, device=device, trace=trace, on_layer=on_layer,
                          start=start, attention=attention, ffn=feed_forward_batched,
-                         output=last_row_logits if last_only else model.output_projection)
+                         output=last_row_logits if last_only else model.output_projection,
+                         block=next_token_block if last_only else model.transformer_block)

@@ -212,13 +212,15 @@ def output_weight_name(weights: Weights) -> str:
 
 def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: torch.dtype = torch.float32,
             device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None, start: int = 0,
-            embed=embed, attention=attention_literal, ffn=feed_forward, output=output_projection) -> torch.Tensor:
+            embed=embed, attention=attention_literal, ffn=feed_forward, output=output_projection,
+            block=transformer_block) -> torch.Tensor:
     """Token ids [T] → logits [T, V]. Pass a dict as `trace` to record every intermediate.
 
     `attention`, `ffn` and `output` are the steps the fast path does differently: by default the
     literal per-head loop and plain matrix products; `batched.forward` passes its own, and
     `start`, the position of the first token when a KV cache holds the ones before it.
-    `parallel.forward` also passes its own `embed`: a rank holds only part of the vocabulary.
+    `parallel.forward` also passes its own `embed`: a rank holds only part of the vocabulary,
+    and `batched.forward` its own `block` when only the next token is wanted.
     `on_layer(i)` is called after each layer (the CLI uses it for a progress bar).
     """
     record(trace, "tokens", tokens)
@@ -228,7 +230,7 @@ def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: t
     cis = freqs_cis(args, len(tokens), start=start, dtype=rope_dtype, device=device)  # [T, d/2] complex
     record(trace, "freqs_cis", torch.view_as_real(cis))  # [T, d/2, 2]
     for layer in range(args.n_layers):
-        x = transformer_block(x, layer, weights, args, cis, dtype, device, trace, attention, ffn)
+        x = block(x, layer, weights, args, cis, dtype, device, trace, attention, ffn)
         if on_layer is not None:
             on_layer(layer)
     x = rms_norm(x, get_weight(weights, "norm.weight", dtype, device), args.norm_eps)  # [T, D]

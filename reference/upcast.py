@@ -48,7 +48,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         # Without AVX512-BF16/AMX, PyTorch's bf16 matrix product is emulated and many times
         # slower than float32: multiply in float32 (exact products of bf16 values), round once.
         return linear(x.float(), w, torch.float32, device).to(torch.bfloat16)
-    if on_cpu and x.shape[0] == 1 and w.dtype == dtype == torch.float32 and w.is_contiguous() and one_row_fits(w):
+    if on_cpu and x.shape[0] == 1 and w.dtype == dtype == torch.float32 and w.is_contiguous():
         return one_row(x, w)
     one_bf16_row = on_cpu and x.shape[0] == 1 and w.dtype == torch.bfloat16 and dtype != torch.float64
     if one_bf16_row and compiled_gemv_wanted():
@@ -72,31 +72,38 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
     # For a few tokens, slice rows times x is the faster product, and transposing the small result is cheap.
     x_t = x.T.contiguous()  # [in, T]
     out_t = torch.empty(n_out, x.shape[0], dtype=dtype, device=device)  # [out, T]: slices are contiguous
+    product = per_core if x.shape[0] == 1 else torch.mm  # one token: a matrix-vector product (see `one_row`)
     for start in range(0, n_out, rows):
         stop = min(start + rows, n_out)
         chunk = buffer[:stop - start]
         chunk.copy_(w[start:stop])
-        torch.mm(chunk, x_t, out=out_t[start:stop])
+        product(chunk, x_t, out=out_t[start:stop])
     return out_t.T.contiguous()  # [T, out]
 
 
-# --- one token through a float32 matrix held in RAM (a small model's, see `resident`) ---
+# --- one token, one matrix-vector product per core ---
 #
-# A decode step multiplies one row by each matrix. MKL's matrix-vector product reads SmolLM2's
-# [1536, 576] float32 matrix at 11-16 GB/s on this 2-core AMD EPYC (and some calls take 2-4x
-# longer), while PyTorch's own element-wise product and row sums, each spread over both cores,
-# read it at 19-25 GB/s. The intermediate [out, in] products are written and read back, so
-# this pays only while a matrix fits the caches: above ONE_ROW_BYTES the matrix product wins.
-ONE_ROW_BYTES = 16 << 20
-
-
-def one_row_fits(w: torch.Tensor) -> bool:
-    return w.numel() * w.element_size() <= ONE_ROW_BYTES
+# A decode step multiplies one row by each matrix: a matrix-vector product, which MKL runs on
+# one core. On this 2-core AMD EPYC it reads float32 weights at 8-11 GB/s, where a plain sum
+# over the same bytes reads at 23. Cut into n = torch.get_num_threads() blocks of rows, the
+# same product is a batch of n independent ones, and the batched product gives each core its
+# own: SmolLM2's 30 layers took 15.5 ms a token instead of 41-55 (bench/bench.py).
+SPLIT_BYTES = 256 << 10  # below this one core is done before a second would have started
 
 
 def one_row(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """x [1, in] @ wᵀ as what it is, one dot product per row of w: w's rows times x, summed."""
-    return (w * x).sum(-1)[None]  # [out, in] → [1, out]
+    """x [1, in] @ wᵀ for a contiguous w, one block of w's rows per core."""
+    return per_core(w, x.T).T  # [out, 1] → [1, out]
+
+
+def per_core(w: torch.Tensor, x_t: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """w [out, in] @ x_t [in, 1] as n products of n blocks of w's rows; into `out` if given."""
+    n = torch.get_num_threads()
+    if n == 1 or w.shape[0] % n or w.numel() * w.element_size() < SPLIT_BYTES:
+        return torch.mm(w, x_t, out=out)  # [out, 1]
+    blocks = w.view(n, w.shape[0] // n, w.shape[1])  # [n, out/n, in]: a view, nothing copied
+    result = torch.bmm(blocks, x_t.expand(n, *x_t.shape), out=None if out is None else out.view(n, -1, 1))
+    return result.view(w.shape[0], 1)  # [n, out/n, 1] → [out, 1]
 
 
 # --- one token, compiled: the upcast fused into the product ---
@@ -126,42 +133,18 @@ def compiled_gemv():
 RESIDENT_BYTES = 1 << 30
 
 
-def column_major(w: torch.Tensor) -> torch.Tensor:
-    """The same [out, in] matrix, its values laid out column by column (w.T is contiguous).
-
-    Shape and values are unchanged, so every reader sees the same weight; only the product
-    x @ wᵀ changes kernel: it streams the rows of wᵀ [in, out] instead of taking `out` short dot
-    products. For one token on this 2-core EPYC the [128256, 128] output matrix of `tiny` took
-    2.8 ms instead of 9.2 ms, SmolLM2's [49152, 576] 4.6 ms instead of 10.1 (bench/bench.py).
-    """
-    return w.T.contiguous().T
-
-
-def in_resident_layout(w: torch.Tensor) -> bool:
-    """A matrix too large for `one_row` (the output projection) column-major; the rest, whose
-    one-row products `one_row` takes, row-major as stored. Checked from strides alone."""
-    return w.dim() != 2 or (w.is_contiguous() if one_row_fits(w) else w.T.is_contiguous())
-
-
-def resident_layout(w: torch.Tensor) -> torch.Tensor:
-    if in_resident_layout(w):
-        return w
-    return w.contiguous() if one_row_fits(w) else column_major(w)
-
-
 def resident(weights, dtype: torch.dtype, device="cpu", budget: int = RESIDENT_BYTES):
-    """`weights` in `dtype` on `device` once and for all, in RAM (the large matrices column-major,
-    `in_resident_layout`), when that fits `budget` bytes; otherwise `weights` itself, upcast per
-    product as before. The numbers are the same either way: an upcast is exact, whether done
-    once or at every product."""
+    """`weights` in `dtype` on `device` once and for all, contiguous in RAM (as `one_row` needs),
+    when that fits `budget` bytes; otherwise `weights` itself, upcast per product as before.
+    The numbers are the same either way: an upcast is exact, whether done once or at every product."""
     # A GGUF's quantized tensors expand only when asked for; its `meta` holds their shapes and
     # dtypes, so sizing the model expands nothing.
     described = getattr(weights, "meta", weights)
     on_cpu = torch.device(device).type == "cpu"
-    if on_cpu and all(w.dtype == dtype and in_resident_layout(w) for w in described.values()):
+    if on_cpu and all(w.dtype == dtype and w.is_contiguous() for w in described.values()):
         return weights  # resident already
     if sum(w.numel() for w in described.values()) * torch.finfo(dtype).bits // 8 > budget:
         return weights
     if not on_cpu:
         return {name: weights[name].to(device=device, dtype=dtype) for name in described}
-    return {name: resident_layout(weights[name].to(dtype=dtype)) for name in described}
+    return {name: weights[name].to(dtype=dtype).contiguous() for name in described}

@@ -35,6 +35,45 @@ def test_batched_fused_attention_without_trace_gives_the_literal_logits(tiny):
     assert int(fused[-1].argmax()) == int(literal[-1].argmax())
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_the_next_token_pass_gives_the_literal_last_row_of_logits(tiny, dtype):
+    tokens = torch.tensor(PROMPT)
+    literal = model.forward(tokens, tiny.weights, tiny.args, dtype=dtype)[-1:]  # [1, V]
+    next_only = batched.forward(tokens, tiny.weights, tiny.args, dtype=dtype, last_only=True)  # [1, V]
+    torch.testing.assert_close(next_only, literal, atol=TOLERANCE[dtype], rtol=TOLERANCE[dtype])
+    assert int(next_only.argmax()) == int(literal.argmax())
+
+
+def test_the_next_token_pass_still_caches_every_positions_keys_and_values(tiny):
+    """The last layer skips the other rows' queries and feed-forward, never their keys and values."""
+    tokens = torch.tensor(PROMPT)
+    caches = {}
+    for last_only in (False, True):
+        caches[last_only] = batched.KVCache.allocate(tiny.args, len(PROMPT), torch.float64)
+        batched.forward(tokens, tiny.weights, tiny.args, dtype=torch.float64, cache=caches[last_only],
+                        last_only=last_only)
+    torch.testing.assert_close(caches[True].k, caches[False].k, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(caches[True].v, caches[False].v, rtol=1e-12, atol=1e-12)
+    assert caches[True].k[-1].abs().sum(-1).gt(0).all()  # every position of the last layer was written
+
+
+def test_the_next_token_pass_runs_the_last_layers_queries_and_feed_forward_on_one_row(tiny, monkeypatch):
+    rows = {}  # weight name -> rows of the activation multiplied by it
+    names = {id(w): name for name, w in tiny.weights.items()}
+
+    def spy(x, w, dtype, device):
+        rows[names.get(id(w), "?")] = x.shape[0]
+        return linear(x, w, dtype, device)
+
+    monkeypatch.setattr(batched, "linear", spy)
+    batched.forward(torch.tensor(PROMPT), tiny.weights, tiny.args, last_only=True)
+    last, T = f"layers.{tiny.args.n_layers - 1}.", len(PROMPT)
+    assert rows[last + "attention.wk.weight"] == rows[last + "attention.wv.weight"] == T
+    assert rows[last + "attention.wq.weight"] == rows[last + "attention.wo.weight"] == 1
+    assert rows[last + "feed_forward.w1.weight"] == rows[last + "feed_forward.w2.weight"] == 1
+    assert rows["layers.0.feed_forward.w2.weight"] == T  # the layers before it need every row
+
+
 @pytest.mark.parametrize("n_tokens", [1, 17, upcast.FEW_TOKENS + 1, 300])  # rows times x; x times columns
 def test_linear_upcasting_slice_by_slice_equals_one_product(n_tokens, monkeypatch):
     monkeypatch.setattr(upcast, "SLICE_BYTES_FEW_TOKENS", 64 * 4 * 16)  # 16 rows a slice: many slices
@@ -83,25 +122,34 @@ def test_a_small_model_is_upcast_once_and_gives_the_same_logits(tiny):
                                batched.forward(tokens, tiny.weights, tiny.args), rtol=1e-6, atol=1e-6)
 
 
-def test_resident_output_matrix_is_column_major_and_the_small_ones_row_major_with_the_values_unchanged(tiny):
+def test_resident_weights_are_contiguous_float32_with_the_values_unchanged(tiny):
     weights = upcast.resident(tiny.weights, torch.float32)
     for name, w in weights.items():
         stored = tiny.weights[name]
-        assert w.shape == stored.shape, name
-        large = not upcast.one_row_fits(w)
-        assert w.dim() != 2 or (w.T.is_contiguous() if large else w.is_contiguous()), f"{name}: strides {w.stride()}"
+        assert w.shape == stored.shape and w.is_contiguous(), f"{name}: {w.shape}, strides {w.stride()}"
         assert torch.equal(w, stored.float()), f"{name}: values changed"
-    assert weights["tok_embeddings.weight"].numel() * 4 > upcast.ONE_ROW_BYTES  # tiny has one of each kind
-    assert weights["layers.0.attention.wq.weight"].is_contiguous()
 
 
-def test_one_row_through_a_float32_matrix_is_its_row_dot_products():
+@pytest.mark.parametrize("threads", [1, 2, 3])  # 3 does not divide 1536 rows: one product
+@pytest.mark.parametrize("shape", [(1536, 576), (16, 8)], ids=["split", "below SPLIT_BYTES"])
+def test_one_row_through_a_float32_matrix_is_its_row_dot_products(shape, threads, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)  # the blocks follow the thread count
     g = torch.Generator().manual_seed(0)
-    x, w = torch.randn(1, 576, generator=g), torch.randn(1536, 576, generator=g)
+    x, w = torch.randn(1, shape[1], generator=g), torch.randn(*shape, generator=g)
     out = linear(x, w, torch.float32, "cpu")
-    exact = x.double() @ w.double().T  # [1, 1536]
-    assert out.shape == (1, 1536) and out.dtype == torch.float32
+    exact = x.double() @ w.double().T  # [1, out]
+    assert out.shape == (1, shape[0]) and out.dtype == torch.float32
     assert (out.double() - exact).abs().max() <= 2 * ((x @ w.T).double() - exact).abs().max()
+
+
+def test_one_token_upcast_slice_by_slice_is_split_per_core_into_the_same_product(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(upcast, "SPLIT_BYTES", 0)  # every slice split, the last (shorter) one too
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 4096, generator=g), torch.randn(1030, 4096, generator=g).bfloat16()
+    exact = x.double() @ w.double().T  # [1, 1030]: 4 MiB slices of 256 rows, then 6
+    out = linear(x, w, torch.float32, "cpu")
+    assert (out.double() - exact).abs().max() <= 2 * ((x @ w.float().T).double() - exact).abs().max()
 
 
 def test_one_token_through_resident_weights_equals_the_stored_weights(tiny):
