@@ -67,6 +67,18 @@ def memory_bandwidth(device, repeats: int, gib: float = 1.0) -> float:
     return 2 * src.numel() * 4 / best
 
 
+def read_bandwidth(device, repeats: int, gib: float = 1.0) -> float:
+    """Bytes per second of `torch.sum` over a large tensor: reading alone, as a decode step reads."""
+    src = torch.ones(int(gib * 2**30) // 4, dtype=torch.float32, device=device)
+
+    def read():
+        src.sum()
+        sync(device)
+
+    best, _ = timed(read, repeats)
+    return src.numel() * 4 / best
+
+
 def matmul_flops(device, dtype, repeats: int, n: int = 4096) -> float:
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
@@ -321,12 +333,17 @@ attention is PyTorch's fused `scaled_dot_product_attention`, with or without a K
 it never holds a [heads, T, T] tensor: what a longer prompt adds is the [T, 14336] SwiGLU
 activations (computed in place) and the [T, 4096] residuals, less than transformers adds.
 Each slice's product is written straight into its columns of the result, and RoPE runs in
-the projections' own layout, so no [T, out] result is copied. From 512 tokens on, both sides
-spend their time in the float32 matrix products (`aten::mm` is 92% of our 512-token prefill,
-at about the float32 ceiling above), so neither can be much faster than the other there:
-going below transformers' time would take fewer FLOPs or a lower precision, and a float32
-reference takes neither. A *trace* (walk, goldens, the docs) still records every score and
-every logit: that is what it is for.
+the projections' own layout, so no [T, out] result is copied. Such a pass also finishes the
+*last layer* on the last row alone (`batched.next_token_block`, as llama.cpp does): every
+position still gets its keys and values, which the last query reads and the cache keeps, but
+the other rows' queries, attention output, wo and feed-forward would reach no logit, so they
+are not computed. That is 96% of one layer's products: nearly half of this 2-layer
+checkpoint's work, which is where most of the growth table's lead comes from, and 3% of the
+real 32-layer 8B's. Layer for layer the two sides do the same float32 products at about the
+ceiling above (`aten::mm` is over 90% of a 512-token prefill), which the "Prefill" tables, where
+both compute every position's logits, show: there the ratio is close to 1 at 512 tokens,
+and below it would take fewer FLOPs or a lower precision. A *trace* (walk, goldens, the docs)
+still records every row of every layer, every score and every logit: that is what it is for.
 
 **float32 decode: the options, and the one chosen.** transformers keeps float32 weights and
 reads 4 bytes per parameter per token; we keep bf16 and must upcast. Measured on the 8B's
@@ -336,17 +353,15 @@ matrices (one row times [14336, 4096] and the others):
    written as float32 and read back by the product while it is still in the cache; about a
    thousand copies a token (the profile above). It reads the bf16 bytes from memory once, so
    it runs ahead of transformers where the cache holds a slice (this AMD EPYC: 32 MiB of L3)
-   and behind it where converting is slow (an Intel Xeon measured earlier: 0.67×).
-   On this machine its time is also bimodal, and the medians show it: in a fresh process a step
-   takes about 155 ms (6.4 tokens/s, steady over 24 steps), but later in the benchmark's process,
-   after the long prefills, steps take 170–350 ms, and in the slow mode the copies alone take up
-   to 800 ms a token (the profile above). Page faults are not the cause (none per step in the
-   slow mode, thousands in the fast one), nor is the buffer: a fresh buffer per call and one
-   kept alive across calls both took 143–182 ms a step in six fresh processes, and both have
-   been seen slow (the fresh one in this run; the kept one, 1,000 ms a step, in another). The
-   slow mode comes and goes with the machine's state; it slows the copies, which read the memory-mapped bf16 pages, about 10×, and the products,
-   which read the process's own memory, about 2×. The best figure is what the code reaches;
-   the compiled product below reads the bf16 pages once, with no copies.
+   and behind it where converting is slow (an Intel Xeon measured earlier: 0.67×). One token's
+   product with a slice is a matrix-vector product, which MKL runs on one core; `upcast.per_core`
+   cuts the slice into one block of rows per core and hands them to the batched product
+   (`torch.bmm`), one core each. The copies (the bf16 reads) are now most of a step; the
+   products read the slices back from the cache. The decode rows run in a fresh process, ours
+   and transformers' taking turns run by run: in the benchmark's own process, after the long
+   prefills and transformers' float32 copies, our float32 steps were seen taking 2-5× their
+   time (and in one fresh process, one run of three took 1.5×), with no page faults to
+   explain it; taking turns puts such spells on both sides.
 2. *A float32 copy written once to a memory-mapped cache file*: reads exactly what transformers
    reads, so it can at best tie, for twice the disk (32 GB for the 8B) and page cache. Not kept.
 3. *`torch.compile` of the one-row product* `(w.float() * x).sum(-1)`: one loop that reads the
@@ -360,23 +375,25 @@ matrices (one row times [14336, 4096] and the others):
 **bfloat16.** With `--dtype bfloat16` on a CPU with native bf16 (AVX512-BF16 or AMX), the
 weights are used as stored and nothing is converted; the profile shows the matrix products
 taking all of a decode step, so what separates it from the bound is how fast oneDNN's one-row
-bf16 product reads memory. The compiled product (float32 sums, rounded once, as the bf16
-product) reads faster. On a CPU without native bf16, PyTorch's bf16 product is emulated and
-slow, so `linear` multiplies in float32 and rounds once instead (detected from `/proc/cpuinfo`).
+bf16 product reads memory: 17-19 GB/s here, and cutting it per core (as float32 does) made it
+slower (10 GB/s). The bound is the copy's bandwidth, measured at the start of the run, and this
+virtual machine's bandwidth moves from day to day (the same copy measured 22 to 32 GB/s), so
+the percentages move with it; reading alone (`torch.sum`, the line at the top) is the most a
+step that reads each weight once could reach. The compiled product (float32 sums, rounded once, as the bf16 product) reads faster. On a CPU
+without native bf16, PyTorch's bf16 product is emulated and slow, so `linear` multiplies in
+float32 and rounds once instead (detected from `/proc/cpuinfo`).
 
 **Small models** are not penalised for the 8B's memory tricks: when a model's weights in the
-compute dtype fit 1 GiB (`upcast.resident`), `generate` upcasts them once, into RAM, instead of
-a slice at a time per token. Then two layouts, by size. A matrix of at most 16 MiB
-(`ONE_ROW_BYTES`: every matrix of SmolLM2's layers) stays row-major, and one token's product is
-written as what it is, one dot product per row, `(w * x).sum(-1)` (`upcast.one_row`): for these
-shapes it is faster here than MKL's one-row product, whose time on this machine also jumps
-between two levels from run to run. A larger matrix (the output projection: `tiny`'s
-[128256, 128], SmolLM2's [49152, 576]) is kept column-major: same shape and values, but w.T is
-the contiguous one, so x @ wᵀ streams the rows of wᵀ instead of taking `out` short dot products
-(`tiny`'s takes 2.8 ms a token instead of 9.2 ms, SmolLM2's 4.6 ms instead of 10.1). Both sides
-still read the same float32 bytes. (Tried and dropped: PyTorch's int4 CPU product on the GGUF's
-own 4-bit blocks, `_weight_int4pack_mm_for_cpu`, reads 6× fewer bytes but took 25 ms for
-SmolLM2's output matrix in float32, against 4.6.)
+compute dtype fit 1 GiB (`upcast.resident`), `generate` upcasts them once, contiguous in RAM,
+instead of a slice at a time per token. One token's product with such a matrix is a
+matrix-vector product, which MKL runs on one core, at 8-11 GB/s here where a plain sum reads
+23: `upcast.one_row` cuts the matrix into one block of rows per core (a view, nothing copied)
+and runs them as one batched product, `torch.bmm`, which gives each core its block. SmolLM2's
+30 layers then take about 15 ms a token instead of 41-55 ms (MKL's product, or the
+`(w * x).sum(-1)` used before), its [49152, 576] output projection 2.6 ms instead of 5.4 (column-major)
+and 11-18 (row-major). Both sides still read the same float32 bytes. (Tried and dropped:
+PyTorch's int4 CPU product on the GGUF's own 4-bit blocks, `_weight_int4pack_mm_for_cpu`,
+reads 6× fewer bytes but took 25 ms for SmolLM2's output matrix in float32, against 4.6.)
 
 **Noise.** This machine is a small virtual machine: in bursts, single decode steps take 3–6×
 their usual time (200 ms becoming 600–1,200 ms) whatever the code does, which shows in the
@@ -437,10 +454,11 @@ def main(argv=None) -> int:
     if torch.device(device).type == "cpu":
         lines += ["GPU: none here (this machine has none, and no GPU was lent to the session that ran this); "
                   "`python bench/bench.py --device cuda` writes the same tables on one.", ""]
-    bw = memory_bandwidth(device, o.repeats)
+    bw, read_bw = memory_bandwidth(device, o.repeats), read_bandwidth(device, o.repeats)
     ceilings = ", ".join(f"{name} {matmul_flops(device, getattr(torch, name), o.repeats) / 1e9:,.0f} GFLOP/s"
                          for name in dtypes)
-    lines += [f"Memory bandwidth (1 GiB tensor copy, read + write): **{bw / 1e9:.1f} GB/s**. "
+    lines += [f"Memory bandwidth (1 GiB tensor copy, read + write): **{bw / 1e9:.1f} GB/s**; reading alone "
+              f"(`torch.sum` of 1 GiB): {read_bw / 1e9:.1f} GB/s, {100 * read_bw / bw:.0f}% of it. "
               f"Matrix product ceiling (4096 × 4096 × 4096): {ceilings}.", ""]
     # These run first, in a process that has compiled nothing yet: after torch.compile has run,
     # eager passes in the same process measured up to 2× slower here.

@@ -178,10 +178,9 @@ def llama_cpp_rate(gguf_path: Path, tokens, n_new: int, repeats: int) -> tuple[f
 
 def small_models_section(n_new: int, device, repeats: int, with_hf: bool) -> list[str]:
     lines = ["## Decode on small models, float32", "",
-             "A model whose float32 weights fit 1 GiB is upcast once (`reference.upcast.resident`), into RAM "
-             "(the output projection column-major, the layers' matrices row-major for `upcast.one_row`), instead "
-             "of a slice at a time per token: the 8B's memory tricks cost small "
-             "models nothing.", "",
+             "A model whose float32 weights fit 1 GiB is upcast once (`reference.upcast.resident`), into RAM, "
+             "instead of a slice at a time per token, and each one-token product runs one block of rows per core "
+             "(`upcast.one_row`): the 8B's memory tricks cost small models nothing.", "",
              "| model | ours tokens/s (best / median) | transformers generate (sdpa) | ratio | llama.cpp |",
              "|---|---|---|---|---|"]
     for name in ("tiny", "smollm2-135m"):
