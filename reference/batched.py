@@ -71,7 +71,7 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
     # RoPE in the projections' own [T, heads, d] layout (cis broadcast over the heads) reads
     # them in place; then a transpose, a view, gives every head its [T, d] rows.
     q_rot, k_rot = apply_rope(q, cis[T - Tq:, None]).transpose(0, 1), apply_rope(k, cis[:, None]).transpose(0, 1)
-    q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # [H, T, d], [K, T, d], [K, T, d]
+    q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # [H, Tq, d], [K, T, d], [K, T, d]
     H, n_rep = q.shape[0], q.shape[0] // k.shape[0]
     keys, values = (k_rot, v) if cache is None else cache.update(layer, start, k_rot, v)  # [K, S, d]
     if trace is None:
@@ -92,7 +92,7 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
     attention = out.transpose(0, 1).reshape(Tq, H * d)  # [Tq, H·d]
     if trace is not None:
         model.record_attention(trace, layer, q, k, v, q_rot, k_rot, scores, probs, attention)
-    return linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [T, D]
+    return linear(attention, weights[p + "attention.wo.weight"], dtype, device)  # [Tq, D]
 
 
 def fused_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:

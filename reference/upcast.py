@@ -134,9 +134,10 @@ RESIDENT_BYTES = 1 << 30
 
 
 def resident(weights, dtype: torch.dtype, device="cpu", budget: int = RESIDENT_BYTES):
-    """`weights` in `dtype` on `device` once and for all, contiguous in RAM (as `one_row` needs),
+    """`weights` in `dtype` on `device` once and for all, contiguous (as `one_row` needs), in RAM
     when that fits `budget` bytes; otherwise `weights` itself, upcast per product as before.
-    The numbers are the same either way: an upcast is exact, whether done once or at every product."""
+    Weights already so (a GGUF's float32 expansion, memory-mapped from the cache) are used as
+    they are. The numbers are the same either way: an upcast is exact, once or at every product."""
     # A GGUF's quantized tensors expand only when asked for; its `meta` holds their shapes and
     # dtypes, so sizing the model expands nothing.
     described = getattr(weights, "meta", weights)
