@@ -161,8 +161,9 @@ def last_row_logits(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device
 def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: torch.dtype = torch.float32,
             device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None,
             cache: KVCache | None = None, start: int = 0, last_only: bool = False) -> torch.Tensor:
-    """Token ids [T] → logits [T, V] (or [1, V] with `last_only`), as `model.forward`, with every
-    head of a layer at once; with a `cache`, `tokens` sit at positions start … start+T-1."""
+    """Token ids [T] → logits [T, V], as `model.forward`, with every head of a layer at once; with
+    a `cache`, `tokens` sit at positions start … start+T-1. With `last_only`, the next token's
+    logits alone, [1, V]: the last layer and the output projection take only the last position."""
     attention = attention_batched if cache is None else functools.partial(attention_batched, cache=cache, start=start)
     return model.forward(tokens, weights, args, dtype=dtype, device=device, trace=trace, on_layer=on_layer,
                          start=start, attention=attention, ffn=feed_forward_batched,

@@ -4,7 +4,8 @@ The walk-through ends at one predicted token. To write more, append that token a
 again. Re-running the whole sequence each time works (`kv_cache=False` does exactly that),
 but repeats almost all of its work, so by default the pass runs with a `batched.KVCache`:
 the prompt once, then each new token alone at its own position, attending to the cache.
-Only the last position's logits are computed (`last_only`): only they predict the next token.
+Only the last position's logits are computed (`last_only`), and the last layer finishes only
+the last position (`batched.next_token_block`): only it predicts the next token.
 
     tokens = tokenizer.encode("the answer is", bos=True, eos=False)   # [128000, 1820, 4320, 374]
     new = list(generate(tokens, ckpt.weights, ckpt.args, max_new_tokens=32, temperature=0,
