@@ -271,20 +271,21 @@ def memory_child(path: str, dtype: str, device: str) -> None:
                       "next_token": int(logits[-1].argmax())}))
 
 
-def decode_child(layers: str, dtype: str, device: str, n_new: str, repeats: str, with_hf: str) -> None:
+def decode_child(source: str, dtype: str, device: str, n_new: str, repeats: str, with_hf: str) -> None:
     """Run in a fresh process: `bench_decode` and `profile_decode` of the walk-through prompt; print JSON."""
-    ckpt = load_checkpoint(checkpoint_dir(int(layers)))
+    ckpt = load_checkpoint(source)
     tokens, dt = prompt_tokens(ckpt.tokenizer, None), getattr(torch, dtype)
+    read_bw = read_bandwidth(device, int(repeats))  # this process, right before: the bound of its moment
     rates = bench_decode(ckpt, tokens, int(n_new), dt, device, int(repeats), with_hf == "1")
-    print(json.dumps({"rates": rates, "profile": profile_decode(ckpt, tokens, dt, device)}))
+    print(json.dumps({"rates": rates, "read_bw": read_bw, "profile": profile_decode(ckpt, tokens, dt, device)}))
 
 
-def fresh_decode(layers: int, dtype: str, device: str, n_new: int, repeats: int, with_hf: bool) -> dict:
+def fresh_decode(source: Path, dtype: str, device: str, n_new: int, repeats: int, with_hf: bool) -> dict:
     """`decode_child` in a process of its own, ours and transformers alike. In the benchmark's own
     process, after the long prefills and transformers' float32 copies, our float32 decode step
     on this machine took 2-5x its time in a fresh one (docs/performance.md, "Reading the
     figures"): a user's `generate` runs in a process of its own, so that is what is measured."""
-    out = subprocess.run([sys.executable, __file__, "_decode", str(layers), dtype, device, str(n_new), str(repeats),
+    out = subprocess.run([sys.executable, __file__, "_decode", str(source), dtype, device, str(n_new), str(repeats),
                           "1" if with_hf else "0"], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -312,7 +313,7 @@ def gguf_section(o, device) -> list[str]:
         ckpt = load_checkpoint(source)
         tokens = prompt_tokens(ckpt.tokenizer, None)
         prefill = bench_prefill(ckpt, tokens, torch.float32, device, o.repeats, False)["batched"]
-        decode = bench_decode(ckpt, tokens, o.new_tokens, torch.float32, device, o.repeats, False)["ours (KV cache)"]
+        decode = fresh_decode(source, "float32", device, o.new_tokens, o.repeats, False)["rates"]["ours (KV cache)"]
         lines.append(f"| {label} | {m['checkpoint_bytes'] / 2**30:.2f} GiB | {m['peak_rss_anon'] / 2**30:.2f} GiB | "
                      f"{fmt_time(prefill)} | {1 / decode[0]:.2f} / {1 / decode[1]:.2f} |")
     return lines + [""]
@@ -375,8 +376,10 @@ matrices (one row times [14336, 4096] and the others):
 **bfloat16.** With `--dtype bfloat16` on a CPU with native bf16 (AVX512-BF16 or AMX), the
 weights are used as stored and nothing is converted; the profile shows the matrix products
 taking all of a decode step, so what separates it from the bound is how fast oneDNN's one-row
-bf16 product reads memory: 17-19 GB/s here, and cutting it per core (as float32 does) made it
-slower (10 GB/s). The bound is the copy's bandwidth, measured at the start of the run, and this
+bf16 product reads memory: 15-19 GB/s here, where reading alone reaches 24-33. Tried and
+dropped: cutting it per core as float32 does (`torch.bmm` in bf16 reads at 10 GB/s), the two
+halves in two Python threads (no faster), the product as a 1×1 convolution (2 GB/s), and two
+copies of the row (oneDNN's two-row kernel, 0-13% faster, within the noise). The bound is the copy's bandwidth, measured at the start of the run, and this
 virtual machine's bandwidth moves from day to day (the same copy measured 22 to 32 GB/s), so
 the percentages move with it; reading alone (`torch.sum`, the line at the top) is the most a
 step that reads each weight once could reach. The compiled product (float32 sums, rounded once, as the bf16 product) reads faster. On a CPU
@@ -481,21 +484,26 @@ def main(argv=None) -> int:
             lines.append(f"| {name} | {fmt_time(short[name])} | {short[name][1] / ref_s:.2f}× | "
                          f"{fmt_time(long[name])} | {long[name][1] / ref_l:.2f}× |")
         lines += ["", "Ratio: median time ÷ median time of transformers eager (lower is faster).", ""]
-        child = fresh_decode(o.layers, dtype_name, device, o.new_tokens, o.repeats, not o.no_hf)
+        child = fresh_decode(checkpoint_dir(o.layers), dtype_name, device, o.new_tokens, o.repeats, not o.no_hf)
         decode = {name: tuple(pair) for name, pair in child["rates"].items()}
+        reading = dict.fromkeys(decode, child["read_bw"])  # bytes/s read alone, just before each row
         per_token = decode_bytes_per_token(ckpt)
         bound = bw / per_token
         lines += [f"## Decode, {dtype_name}", "",
                   f"One token reads {per_token / 2**30:.2f} GiB of bf16 weights, so the bandwidth bound is "
-                  f"{bound:.1f} tokens/s.", "", "| | tokens/s (best / median) | % of bound |", "|---|---|---|"]
+                  f"{bound:.1f} tokens/s. The last column holds the rate against reading alone, measured in "
+                  "the same process just before (this machine's bandwidth moves from minute to minute).", "",
+                  "| | tokens/s (best / median) | % of bound | % of reading, just before |", "|---|---|---|---|"]
         compile_note = []
         if device == "cpu" and not o.no_compile:
+            reading["ours, compiled one-token product"] = read_bandwidth(device, o.repeats)
             decode["ours, compiled one-token product"], first = growth.compiled_decode(ckpt, o.new_tokens, dtype,
                                                                                       device, o.repeats)
             compile_note = ["", f"The compiled row runs with `LLAMA3_REFERENCE_COMPILE=1`; its first token took "
                             f"{first:.1f} s (compiling, or loading the kernels inductor cached on disk)."]
         for name, (lo, med) in decode.items():
-            lines.append(f"| {name} | {1 / lo:.2f} / {1 / med:.2f} | {100 / med / bound:.0f}% |")
+            lines.append(f"| {name} | {1 / lo:.2f} / {1 / med:.2f} | {100 / med / bound:.0f}% | "
+                         f"{100 * per_token / med / reading[name]:.0f}% |")
         lines += compile_note
         lines += ["", "Where our decode step spends its time (torch.profiler, self time per token):", "",
                   "| operator | ms per token | calls per token |", "|---|---|---|"]
