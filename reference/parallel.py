@@ -126,18 +126,20 @@ def vocab_parallel_embed(tokens: torch.Tensor, table: torch.Tensor, dtype: torch
 
 
 def split_attention(x: torch.Tensor, layer: int, weights: Weights, args: ModelArgs, cis: torch.Tensor,
-                    dtype: torch.dtype, device, trace: Trace | None = None, *, cache=None, start: int = 0):
+                    dtype: torch.dtype, device, trace: Trace | None = None, *, cache=None, start: int = 0,
+                    last_query: bool = False):
     """`batched.attention_batched` on this rank's heads, then the all-reduce after wo.
 
     With a trace, each rank's head tensors are gathered so the trace holds every head, as one
     process records it: [heads, T, ·] joined along the heads, [T, H·d] along its columns.
     """
     heads: Trace | None = None if trace is None else {}
-    out = batched.attention_batched(x, layer, weights, args, cis, dtype, device, heads, cache=cache, start=start)
+    out = batched.attention_batched(x, layer, weights, args, cis, dtype, device, heads, cache=cache, start=start,
+                                    last_query=last_query)
     if trace is not None:
         for name, t in heads.items():
             trace[name] = gather(t, dim=0 if t.ndim == 3 else -1)
-    return all_reduce(out)  # [T, D]: wo's partial sums over each rank's heads, added
+    return all_reduce(out)  # [T, D] ([1, D] with last_query): wo's partial sums over each rank's heads, added
 
 
 def split_feed_forward(x: torch.Tensor, layer: int, weights: Weights, dtype: torch.dtype, device) -> torch.Tensor:
@@ -156,8 +158,10 @@ def forward(tokens: torch.Tensor, weights: Weights, args: ModelArgs, *, dtype: t
             device: torch.device | str = "cpu", trace: Trace | None = None, on_layer=None,
             cache: batched.KVCache | None = None, start: int = 0, last_only: bool = False) -> torch.Tensor:
     """`batched.forward` on one rank of a tensor-parallel group: `weights` are this rank's
-    slices (`RankWeights`), `cache` holds this rank's kv heads; every rank gets the same logits."""
+    slices (`RankWeights`), `cache` holds this rank's kv heads; every rank gets the same logits.
+    With `last_only`, the last layer takes the last position alone, as in `batched.forward`."""
     return model.forward(tokens, weights, args, dtype=dtype, device=device, trace=trace, on_layer=on_layer,
                          start=start, embed=vocab_parallel_embed,
                          attention=functools.partial(split_attention, cache=cache, start=start),
-                         ffn=split_feed_forward, output=functools.partial(vocab_parallel_output, last_only=last_only))
+                         ffn=split_feed_forward, output=functools.partial(vocab_parallel_output, last_only=last_only),
+                         block=batched.next_token_block if last_only else model.transformer_block)
