@@ -102,7 +102,11 @@ def per_core(w: torch.Tensor, x_t: torch.Tensor, out: torch.Tensor | None = None
     if n == 1 or w.shape[0] % n or w.numel() * w.element_size() < SPLIT_BYTES:
         return torch.mm(w, x_t, out=out)  # [out, 1]
     blocks = w.view(n, w.shape[0] // n, w.shape[1])  # [n, out/n, in]: a view, nothing copied
-    result = torch.bmm(blocks, x_t.expand(n, *x_t.shape), out=None if out is None else out.view(n, -1, 1))
+    # The column with strides (1, in), as x [1, in] transposed has them: bmm takes a column with
+    # strides (1, 1) (what x_t.contiguous() and a transposed [1, out] result have) through a plain
+    # loop that adds one term after another, 3-8× slower and with a running sum's rounding.
+    column = x_t.reshape(-1).unsqueeze(0).T  # [in, 1]
+    result = torch.bmm(blocks, column.expand(n, *column.shape), out=None if out is None else out.view(n, -1, 1))
     return result.view(w.shape[0], 1)  # [n, out/n, 1] → [out, 1]
 
 

@@ -142,6 +142,19 @@ def test_one_row_through_a_float32_matrix_is_its_row_dot_products(shape, threads
     assert (out.double() - exact).abs().max() <= 2 * ((x @ w.T).double() - exact).abs().max()
 
 
+@pytest.mark.parametrize("stored", [torch.float32, torch.bfloat16], ids=str)  # one_row; a slice at a time
+def test_one_token_product_does_not_depend_on_how_the_row_is_laid_out(stored, monkeypatch):
+    """A [1, in] row with strides (1, 1), as a one-token product returns its [1, out] result and
+    the next product (w2 after SwiGLU) receives it, gets the contiguous row's product: bmm would
+    take that column through a plain running-sum loop, 3-8× slower and less exact."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 1536, generator=g), torch.randn(576, 1536, generator=g).to(stored)
+    strided = x.reshape(1536, 1).T  # the same values, strides (1, 1)
+    assert strided.stride() == (1, 1)
+    assert torch.equal(linear(strided, w, torch.float32, "cpu"), linear(x, w, torch.float32, "cpu"))
+
+
 def test_one_token_upcast_slice_by_slice_is_split_per_core_into_the_same_product(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(upcast, "SPLIT_BYTES", 0)  # every slice split, the last (shorter) one too
