@@ -223,13 +223,14 @@ def bench_decode(ckpt, tokens, n_new, dtype, device, repeats, with_hf=True) -> d
 
     The two sides take turns, run by run: this machine has slow spells of minutes (a decode
     step taking 1.5-2x its time whatever runs), and taking turns puts them on both sides."""
-    m = hf_model(ckpt, "sdpa", dtype, device) if with_hf else None
-    runs = {"ours (KV cache)": [], "transformers generate (sdpa)": []} if with_hf else {"ours (KV cache)": []}
-    for _ in range(repeats):  # each call warms up first, then times one run
-        runs["ours (KV cache)"].append(growth.decode_rate(ckpt.weights, ckpt.args, tokens, n_new, dtype, device, 1)[0])
-        if m is not None:
-            runs["transformers generate (sdpa)"].append(growth.hf_decode_rate(m, tokens, n_new, device, 1)[0])
-    del m
+    sides = {"ours (KV cache)": lambda: growth.decode_rate(ckpt.weights, ckpt.args, tokens, n_new, dtype, device, 1)}
+    if with_hf:
+        m = hf_model(ckpt, "sdpa", dtype, device)
+        sides["transformers generate (sdpa)"] = lambda: growth.hf_decode_rate(m, tokens, n_new, device, 1)
+    runs = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, one_run in sides.items():  # each call warms up first, then times one run
+            runs[name].append(one_run()[0])
     return {name: (min(times), statistics.median(times)) for name, times in runs.items()}
 
 
@@ -379,11 +380,12 @@ taking all of a decode step, so what separates it from the bound is how fast one
 bf16 product reads memory: 15-19 GB/s here, where reading alone reaches 24-33. Tried and
 dropped: cutting it per core as float32 does (`torch.bmm` in bf16 reads at 10 GB/s), the two
 halves in two Python threads (no faster), the product as a 1×1 convolution (2 GB/s), and two
-copies of the row (oneDNN's two-row kernel, 0-13% faster, within the noise). The bound is the copy's bandwidth, measured at the start of the run, and this
-virtual machine's bandwidth moves from day to day (the same copy measured 22 to 32 GB/s), so
-the percentages move with it; reading alone (`torch.sum`, the line at the top) is the most a
-step that reads each weight once could reach. The compiled product (float32 sums, rounded once, as the bf16 product) reads faster. On a CPU
-without native bf16, PyTorch's bf16 product is emulated and slow, so `linear` multiplies in
+copies of the row (oneDNN's two-row kernel, 0-13% faster, within the noise). The bound is
+the copy's bandwidth, measured at the start of the run, and this virtual machine's bandwidth
+moves from day to day (the same copy measured 22 to 35 GB/s), so the percentages move with
+it; reading alone (`torch.sum`, the line at the top) is the most a step that reads each weight
+once could reach. The compiled product (float32 sums, rounded once, as the bf16 product) reads
+faster. On a CPU without native bf16, PyTorch's bf16 product is emulated and slow, so `linear` multiplies in
 float32 and rounds once instead (detected from `/proc/cpuinfo`).
 
 **Small models** are not penalised for the 8B's memory tricks: when a model's weights in the
