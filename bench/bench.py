@@ -31,6 +31,7 @@ from reference.formats import load_checkpoint
 from reference.files import cache_dir
 from reference.synthesize import synthesize
 
+import gemv  # noqa: E402 (bench/gemv.py, beside this file)
 import growth  # noqa: E402 (bench/growth.py, beside this file)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -369,24 +370,36 @@ matrices (one row times [14336, 4096] and the others):
 3. *`torch.compile` of the one-row product* `(w.float() * x).sum(-1)`: one loop that reads the
    bf16 bytes, upcasts in registers and sums, so a token reads half of what transformers reads
    (the "compiled" rows). **Chosen**, as an opt-in (`LLAMA3_REFERENCE_COMPILE=1`): the first run
-   compiles one kernel per weight shape (~40 s on this machine; inductor caches them on disk,
-   a few seconds after), which one-off runs and the tests should not pay. Its sums run in a
-   different order than the matrix product's, so it agrees to float32 rounding, as the tests
-   check (`tests/test_batched.py`, opt-in like the compile itself).
+   compiles one kernel per weight shape (about 17 s for the 8B's shapes on this machine;
+   inductor caches them on disk, about 4 s after), which one-off runs should not pay. Its sums
+   run in a different order than the matrix product's, so it agrees to float32 rounding, as
+   `tests/test_batched.py` checks wherever a C++ compiler is found; without one, the switch is
+   refused in one line that names it.
 
 **bfloat16.** With `--dtype bfloat16` on a CPU with native bf16 (AVX512-BF16 or AMX), the
 weights are used as stored and nothing is converted; the profile shows the matrix products
-taking all of a decode step, so what separates it from the bound is how fast oneDNN's one-row
-bf16 product reads memory: 15-19 GB/s here, where reading alone reaches 24-33. Tried and
-dropped: cutting it per core as float32 does (`torch.bmm` in bf16 reads at 10 GB/s), the two
-halves in two Python threads (no faster), the product as a 1×1 convolution (2 GB/s), and two
-copies of the row (oneDNN's two-row kernel, 0-13% faster, within the noise). The bound is
-the copy's bandwidth, measured at the start of the run, and this virtual machine's bandwidth
-moves from day to day (the same copy measured 22 to 35 GB/s), so the percentages move with
-it; reading alone (`torch.sum`, the line at the top) is the most a step that reads each weight
-once could reach. The compiled product (float32 sums, rounded once, as the bf16 product) reads
-faster. On a CPU without native bf16, PyTorch's bf16 product is emulated and slow, so `linear` multiplies in
-float32 and rounds once instead (detected from `/proc/cpuinfo`).
+taking all of a decode step, so the step can go no faster than a one-row bf16 product reads
+its weight, which the table "One token's bf16 product" measures. Eager PyTorch hands it to
+oneDNN's `brg_matmul` (transformers too), with the weight transposed, as a checkpoint stores
+it ([out, in]: layout `ba`); it reads at about half to three quarters of reading alone, at one
+thread as at two. Given the same weight already in oneDNN's own blocked layout, the same
+kernel reads at four fifths or more of reading alone, which would meet the goal: the layout
+is the difference. But that layout is a copy of every weight in the process's own memory
+(15 GB for the 8B, where the memory goal allows 2 GiB), and PyTorch has no way to build it
+over a memory-mapped file (the reorder and `to_mkldnn` both copy), so the default keeps the
+checkpoint's layout, and this is what stands between eager bf16 decode and 80% of the bound.
+Tried and dropped besides: cutting it per core as float32 does (`torch.bmm` in bf16 reads at
+10 GB/s), the two halves in two threads of one core each (no faster), the product as a 1×1
+convolution (2 GB/s), two copies of the row (oneDNN's two-row kernel, 0-13% faster, within
+the noise), slices of rows (slower the smaller they are) and the product the other way round,
+weight times column (slower). The bound is the copy's bandwidth, measured at the start of the
+run, and this virtual machine's bandwidth moves from day to day (the same copy measured 22 to
+35 GB/s), so the percentages move with it; reading alone (`torch.sum`, the line at the top)
+is the most a step that reads each weight once could reach. The compiled product (float32
+sums, rounded once, as the bf16 product) reads each weight once, in one loop, and is the
+opt-in that comes closest. On a CPU without native bf16, PyTorch's bf16 product is emulated
+and slow, so `linear` multiplies in float32 and rounds once instead (detected from
+`/proc/cpuinfo`).
 
 **Small models** are not penalised for the 8B's memory tricks: when a model's weights in the
 compute dtype fit 1 GiB (`upcast.resident`), `generate` upcasts them once, contiguous in RAM,
@@ -445,6 +458,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-growth", action="store_true", help="skip prefill at 17 … 4,096 tokens")
     p.add_argument("--no-small", action="store_true", help="skip decode on tiny and SmolLM2-135M")
     p.add_argument("--no-compile", action="store_true", help="skip the compiled decode (LLAMA3_REFERENCE_COMPILE=1)")
+    p.add_argument("--no-gemv", action="store_true", help="skip the one-token bf16 product table")
     p.add_argument("--out", default=str(ROOT / "docs" / "performance.md"), help="markdown report ('-' for none)")
     o = p.parse_args(argv)
     device = o.device
@@ -512,6 +526,8 @@ def main(argv=None) -> int:
         for op, ms, calls in child["profile"]:
             lines.append(f"| `{op}` | {ms:.1f} | {calls:,} |")
         lines.append("")
+        if dtype == torch.bfloat16 and device == "cpu" and upcast.cpu_has_native_bf16() and not o.no_gemv:
+            lines += gemv.section(max(o.repeats, 5))
     lines += growth_lines + small_lines
     lines += ["## Memory: load + one forward of the walk-through prompt (batched path, float32)", "",
               "| layers | checkpoint on disk | peak RssAnon | VmHWM (incl. mmap'd file pages) |", "|---|---|---|---|"]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import InputError, shown
+
 # Bytes of one upcast slice in `linear`. For up to a few dozen tokens the product is cheap and
 # the slice should stay in the cores' caches between the upcast that writes it and the product
 # that reads it; for many tokens the product dominates and larger slices make it more efficient.
@@ -52,7 +54,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         return one_row(x, w)
     one_bf16_row = on_cpu and x.shape[0] == 1 and w.dtype == torch.bfloat16 and dtype != torch.float64
     if one_bf16_row and compiled_gemv_wanted():
-        return compiled_gemv()(w, x[0].float())[None].to(dtype)  # [1, out]: float32 sums, rounded once
+        return compiled_product(w, x[0].float())[None].to(dtype)  # [1, out]: float32 sums, rounded once
     if w.dtype == dtype or not on_cpu:
         return x @ w.to(device=device).to(dtype).T
     n_out, n_in = w.shape
@@ -118,11 +120,24 @@ def per_core(w: torch.Tensor, x_t: torch.Tensor, out: torch.Tensor | None = None
 # the 8B), and where the cache is small that loses to transformers' float32 weights in RAM. torch.compile
 # writes one loop that reads bf16, upcasts in registers and sums, so a token reads half the
 # bytes transformers reads. (A bf16 pass uses it too: float32 sums, rounded once, as the bf16
-# product does.) Compiling costs ~40 s the first time (one kernel per weight shape;
-# cached on disk after, ~5 s), so it is opt-in: LLAMA3_REFERENCE_COMPILE=1.
+# product does.) Compiling costs ~17 s the first time for the 8B's shapes (one kernel per weight
+# shape; inductor caches them on disk, ~4 s after), so it is opt-in: LLAMA3_REFERENCE_COMPILE=1.
 
 def compiled_gemv_wanted() -> bool:
     return os.environ.get("LLAMA3_REFERENCE_COMPILE") == "1"
+
+
+def compiled_product(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`compiled_gemv()(w, x)`; a compiler that cannot build it (inductor needs a working C++
+    compiler) is the user's setup, said in one line that names the switch, not a traceback."""
+    from torch._dynamo.exc import BackendCompilerFailed  # InductorError is one
+    try:
+        return compiled_gemv()(w, x)
+    except BackendCompilerFailed as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"LLAMA3_REFERENCE_COMPILE=1: torch.compile could not build the one-token product "
+                         f"({shown(first, 400)}); install a C++ compiler (g++ or clang), or unset "
+                         "LLAMA3_REFERENCE_COMPILE to decode without compiling") from None
 
 
 @functools.cache

@@ -3,6 +3,7 @@ estimated first and refused with the numbers; numbers near the float limit, stra
 files, output paths that cannot be written and unexpected exceptions are each one line."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,18 @@ def test_index_values_that_are_not_file_names_here_are_refused(hf_dir, tmp_path,
 
 def run_cli(*argv):
     return subprocess.run([sys.executable, "-m", "reference", *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_a_compiled_product_without_a_working_compiler_is_one_line_naming_the_switch(tiny_dir, tmp_path):
+    # A fresh inductor cache, so that nothing compiled before can stand in for the compiler.
+    env = {**os.environ, "LLAMA3_REFERENCE_COMPILE": "1", "CXX": str(tmp_path / "no-such-g++"),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    done = subprocess.run([sys.executable, "-m", "reference", "generate", "--checkpoint", str(tiny_dir), "--prompt",
+                           "hi", "--max-new-tokens", "2", "--dtype", "bfloat16"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "LLAMA3_REFERENCE_COMPILE=1" in done.stderr and "no-such-g++" in done.stderr, done.stderr
 
 
 def test_a_trace_out_that_is_a_directory_is_refused_before_the_pass(tiny_dir, tmp_path, capsys):
