@@ -363,8 +363,12 @@ matrices (one row times [14336, 4096] and the others):
    products read the slices back from the cache. The decode rows run in a fresh process, ours
    and transformers' taking turns run by run: in the benchmark's own process, after the long
    prefills and transformers' float32 copies, our float32 steps were seen taking 2-5× their
-   time (and in one fresh process, one run of three took 1.5×), with no page faults to
-   explain it; taking turns puts such spells on both sides.
+   time. Fresh processes have slow spells too, of minutes, in which the upcast copies run at
+   about half their speed (`aten::copy_` in the profile: about 90 ms a token at best, 150 in a
+   spell). In one spell 4, 8 and 16 MiB slices slowed alike, whether the buffer was a fresh
+   mapping or reused heap memory (another spared 16 MiB slices only), so no slice size avoids
+   them; the compiled product, which writes no copy, keeps its speed through them. So the float32 median moves between about 0.8× and 1.3× transformers' from
+   one run to the next; the best of each row moves less.
 2. *A float32 copy written once to a memory-mapped cache file*: reads exactly what transformers
    reads, so it can at best tie, for twice the disk (32 GB for the 8B) and page cache. Not kept.
 3. *`torch.compile` of the one-row product* `(w.float() * x).sum(-1)`: one loop that reads the
@@ -442,6 +446,9 @@ def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_memory":
         memory_child(*sys.argv[2:5])
         return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_prefill_memory":
+        growth.prefill_memory_child(*sys.argv[2:7])
+        return 0
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_decode":
         decode_child(*sys.argv[2:8])
         return 0
@@ -483,7 +490,8 @@ def main(argv=None) -> int:
     # eager passes in the same process measured up to 2× slower here.
     growth_lines, small_lines = [], []
     if not o.no_growth:
-        rows = growth.prefill_growth(ckpt, torch.float32, device, o.repeats, not o.no_hf)
+        rows = growth.prefill_growth(ckpt, checkpoint_dir(o.layers), torch.float32, device, o.repeats,
+                                      not o.no_hf)
         growth_lines = growth.growth_section(rows, "float32", Path(o.out).parent / "performance-growth.svg"
                                              if o.out != "-" else None)
     if not o.no_small:
