@@ -367,15 +367,16 @@ matrices (one row times [14336, 4096] and the others):
    about half their speed (`aten::copy_` in the profile: about 90 ms a token at best, 150 in a
    spell). In one spell 4, 8 and 16 MiB slices slowed alike, whether the buffer was a fresh
    mapping or reused heap memory (another spared 16 MiB slices only), so no slice size avoids
-   them; the compiled product, which writes no copy, keeps its speed through them. So the float32 median moves between about 0.8× and 1.3× transformers' from
-   one run to the next; the best of each row moves less.
+   them; the compiled product, which writes no copy, keeps its speed through them. So the
+   float32 median moves between about 0.8× and 1.3× transformers' from one run to the next;
+   the best of each row moves less.
 2. *A float32 copy written once to a memory-mapped cache file*: reads exactly what transformers
    reads, so it can at best tie, for twice the disk (32 GB for the 8B) and page cache. Not kept.
 3. *`torch.compile` of the one-row product* `(w.float() * x).sum(-1)`: one loop that reads the
    bf16 bytes, upcasts in registers and sums, so a token reads half of what transformers reads
    (the "compiled" rows). **Chosen**, as an opt-in (`LLAMA3_REFERENCE_COMPILE=1`): the first run
    compiles one kernel per weight shape (about 17 s for the 8B's shapes on this machine;
-   inductor caches them on disk, about 4 s after), which one-off runs should not pay. Its sums
+   inductor caches them on disk, 3-4 s after), which one-off runs should not pay. Its sums
    run in a different order than the matrix product's, so it agrees to float32 rounding, as
    `tests/test_batched.py` checks wherever a C++ compiler is found; without one, the switch is
    refused in one line that names it.
@@ -385,20 +386,20 @@ weights are used as stored and nothing is converted; the profile shows the matri
 taking all of a decode step, so the step can go no faster than a one-row bf16 product reads
 its weight, which the table "One token's bf16 product" measures. Eager PyTorch hands it to
 oneDNN's `brg_matmul` (transformers too), with the weight transposed, as a checkpoint stores
-it ([out, in]: layout `ba`); it reads at about half to three quarters of reading alone, at one
-thread as at two. Given the same weight already in oneDNN's own blocked layout, the same
-kernel reads at four fifths or more of reading alone, which would meet the goal: the layout
+it ([out, in]: layout `ba`); it reads at about half the rate of reading alone at one thread,
+and about seven tenths at two. Given the same weight already in oneDNN's own blocked layout,
+the same kernel reads at about seven tenths at one thread and four fifths at two: the layout
 is the difference. But that layout is a copy of every weight in the process's own memory
-(15 GB for the 8B, where the memory goal allows 2 GiB), and PyTorch has no way to build it
+(15 GiB for the 8B, where the memory goal allows 2 GiB), and PyTorch has no way to build it
 over a memory-mapped file (the reorder and `to_mkldnn` both copy), so the default keeps the
-checkpoint's layout, and this is what stands between eager bf16 decode and 80% of the bound.
+checkpoint's layout, and eager bf16 decode reads at oneDNN's rate for it.
 Tried and dropped besides: cutting it per core as float32 does (`torch.bmm` in bf16 reads at
 10 GB/s), the two halves in two threads of one core each (no faster), the product as a 1×1
 convolution (2 GB/s), two copies of the row (oneDNN's two-row kernel, 0-13% faster, within
 the noise), slices of rows (slower the smaller they are) and the product the other way round,
 weight times column (slower). The bound is the copy's bandwidth, measured at the start of the
 run, and this virtual machine's bandwidth moves from day to day (the same copy measured 22 to
-35 GB/s), so the percentages move with it; reading alone (`torch.sum`, the line at the top)
+47 GB/s, sometimes above reading alone), so the percentages move with it; reading alone (`torch.sum`, the line at the top)
 is the most a step that reads each weight once could reach. The compiled product (float32
 sums, rounded once, as the bf16 product) reads each weight once, in one loop, and is the
 opt-in that comes closest. On a CPU without native bf16, PyTorch's bf16 product is emulated
@@ -408,8 +409,8 @@ and slow, so `linear` multiplies in float32 and rounds once instead (detected fr
 **Small models** are not penalised for the 8B's memory tricks: when a model's weights in the
 compute dtype fit 1 GiB (`upcast.resident`), `generate` upcasts them once, contiguous in RAM,
 instead of a slice at a time per token. One token's product with such a matrix is a
-matrix-vector product, which MKL runs on one core, at 8-11 GB/s here where a plain sum reads
-23: `upcast.one_row` cuts the matrix into one block of rows per core (a view, nothing copied)
+matrix-vector product, which MKL runs on one core, at 8-11 GB/s here, a third to a half of
+what a plain sum reads: `upcast.one_row` cuts the matrix into one block of rows per core (a view, nothing copied)
 and runs them as one batched product, `torch.bmm`, which gives each core its block. SmolLM2's
 30 layers then take about 15 ms a token instead of 41-55 ms (MKL's product, or the
 `(w * x).sum(-1)` used before), its [49152, 576] output projection 2.6 ms instead of 5.4 (column-major)

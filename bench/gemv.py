@@ -23,6 +23,9 @@ import time
 
 import torch
 
+from reference import upcast
+from reference.errors import InputError
+
 SHAPES = ((4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336))  # wq/wo, wk/wv, w1/w3, w2
 ROWS = {"read": "reading alone: `torch.sum` over as many bytes",
         "onednn": "eager `x @ w.T` (oneDNN; transformers runs the same)",
@@ -30,12 +33,13 @@ ROWS = {"read": "reading alone: `torch.sum` over as many bytes",
         "compiled": "compiled `(w.float() * x).sum(-1)` (`LLAMA3_REFERENCE_COMPILE=1`)"}
 
 
-def rates(repeats: int) -> dict[str, tuple[float, float]]:
-    """{row: (best, median) GB/s} over one product with each of SHAPES, in this process."""
+def rates(repeats: int) -> dict:
+    """{row: (best, median) GB/s} over one product with each of SHAPES, in this process (and
+    "compiled_skipped": why, where torch.compile could not build the compiled product)."""
     g = torch.Generator().manual_seed(0)
     ws = [torch.randn(s, generator=g).bfloat16() for s in SHAPES]
     xs = [torch.randn(1, s[1], generator=g).bfloat16() for s in SHAPES]
-    n_bytes = sum(w.numel() * w.element_size() for w in ws)
+    n_bytes = weight_bytes()
     flat = torch.ones(n_bytes // 4)  # as many bytes as the four weights, float32
     sides = {"read": lambda: [flat.sum()],
              "onednn": lambda: [x @ w.T for w, x in zip(ws, xs)]}
@@ -44,16 +48,14 @@ def rates(repeats: int) -> dict[str, tuple[float, float]]:
         packed = [reorder(w, 1) for w in ws]  # oneDNN's own layout for a batch of one row
         sides["prepacked"] = lambda: [torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], "")
                                       for p, x in zip(packed, xs)]
-    try:
-        from reference import upcast
-        f = upcast.compiled_gemv()
-        xf = [x[0].float() for x in xs]
-        sides["compiled"] = lambda: [f(w, x) for w, x in zip(ws, xf)]
-        sides["compiled"]()  # compiles here (or loads inductor's cached kernels), untimed
-    except Exception as e:  # no C++ compiler: the row says so
-        print(f"compiled row skipped: {type(e).__name__}", file=sys.stderr)
-        sides.pop("compiled", None)
+    xf = [x[0].float() for x in xs]
+    sides["compiled"] = lambda: [upcast.compiled_product(w, x) for w, x in zip(ws, xf)]
     out = {}
+    try:
+        sides["compiled"]()  # compiles here (or loads inductor's cached kernels), untimed
+    except InputError as e:  # no working C++ compiler: the page says so under the table
+        out["compiled_skipped"] = str(e)
+        del sides["compiled"]
     for name, run in sides.items():
         run()
         times = []
@@ -85,11 +87,15 @@ def section(repeats: int) -> list[str]:
     by_threads = {}
     for n in threads:
         out = subprocess.run([sys.executable, __file__, "_rates", str(n), str(repeats)], capture_output=True,
-                             text=True, check=True)
+                             text=True)
+        if out.returncode != 0:
+            last = (out.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+            raise RuntimeError(f"bench/gemv.py _rates {n} {repeats} failed: {last}")
         by_threads[n] = json.loads(out.stdout.strip().splitlines()[-1])
     lines = ["## One token's bf16 product", "",
              "A bf16 decode step is all one-row products, so this is its ceiling: GB/s of weight read by one "
-             "row times each of the 8B's four matrix shapes (wq, wk, w1, w2; 277 MB in all), best / median "
+             f"row times each of the 8B's four matrix shapes (wq, wk, w1, w2; {weight_bytes() / 1e6:.0f} MB in all), "
+             "best / median "
              f"of {repeats}, one process per thread count. oneDNN's kernel for it: {onednn_kernel()}.", "",
              "| | " + " | ".join(f"{n} thread{'s' * (n > 1)}" for n in threads) + " |",
              "|---|" + "---|" * len(threads)]
@@ -98,7 +104,13 @@ def section(repeats: int) -> list[str]:
                  for n in threads]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
+    skipped = {by_threads[n].get("compiled_skipped") for n in threads} - {None}
+    lines += [f"The compiled row is empty: {why}" for why in skipped] + ([""] if skipped else [])
     return lines
+
+
+def weight_bytes() -> int:
+    return sum(rows * cols * 2 for rows, cols in SHAPES)  # bf16
 
 
 if __name__ == "__main__":

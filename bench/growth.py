@@ -59,15 +59,23 @@ def fresh_prefill_memory(source: Path, side: str, n: int, dtype, device) -> int:
     """`prefill_memory_child` in a process of its own. Measured in the benchmark's process, a pass
     adds less wherever earlier passes left freed memory in the allocator for it to reuse, and how
     much is left depends on what ran before (transformers' 512-token pass was seen adding 0.09 GiB
-    there and 0.22 in a fresh process): a first pass in a fresh process is what a user's pays."""
-    out = subprocess.run([sys.executable, bench.__file__, "_prefill_memory", str(source), side, str(n),
-                          str(dtype).removeprefix("torch."), str(device)], capture_output=True, text=True, check=True)
+    there and 0.22 in a fresh process): a first pass in a fresh process is what a user pays."""
+    argv = ["_prefill_memory", str(source), side, str(n), str(dtype).removeprefix("torch."), str(device)]
+    out = subprocess.run([sys.executable, bench.__file__, *argv], capture_output=True, text=True)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+        raise RuntimeError(f"bench.py {' '.join(argv)} failed: {last}")
     return int(out.stdout.strip().splitlines()[-1])
 
 
 def prefill_growth(ckpt, source: Path, dtype, device, repeats: int, with_hf: bool, lengths=LENGTHS) -> dict:
     """{name: [(min s, median s, peak added bytes) per length]}: the next token after n tokens;
     the times in this process, the memory in a fresh one per side and length."""
+    sides = ("ours", "transformers") if with_hf else ("ours",)
+    # Memory first, in processes of their own (above), before this one holds transformers'
+    # float32 weights (6 GB) beside the copy each of its children loads; never in a timed run,
+    # whose sampling thread would slow it (it takes the GIL every millisecond).
+    added = {(side, n): fresh_prefill_memory(source, side, n, dtype, device) for side in sides for n in lengths}
     rows = {"ours (batched, last logits)": []}
     m = bench.hf_model(ckpt, "sdpa", dtype, device) if with_hf else None
     if m is not None:
@@ -85,11 +93,9 @@ def prefill_growth(ckpt, source: Path, dtype, device, repeats: int, with_hf: boo
                 m(t[None], logits_to_keep=1)
             bench.sync(device)
 
-        for name, side, run in zip(rows, ("ours", "transformers"), (ours, theirs)):
-            # Memory in a process of its own (above), never in a timed run: the sampling thread
-            # would slow those (it takes the GIL every millisecond).
+        for name, side, run in zip(rows, sides, (ours, theirs)):
             fastest, median = bench.timed(run, repeats)
-            rows[name].append((fastest, median, fresh_prefill_memory(source, side, n, dtype, device)))
+            rows[name].append((fastest, median, added[side, n]))
     return rows
 
 

@@ -121,7 +121,7 @@ def per_core(w: torch.Tensor, x_t: torch.Tensor, out: torch.Tensor | None = None
 # writes one loop that reads bf16, upcasts in registers and sums, so a token reads half the
 # bytes transformers reads. (A bf16 pass uses it too: float32 sums, rounded once, as the bf16
 # product does.) Compiling costs ~17 s the first time for the 8B's shapes (one kernel per weight
-# shape; inductor caches them on disk, ~4 s after), so it is opt-in: LLAMA3_REFERENCE_COMPILE=1.
+# shape; inductor caches them on disk, 3-4 s after), so it is opt-in: LLAMA3_REFERENCE_COMPILE=1.
 
 def compiled_gemv_wanted() -> bool:
     return os.environ.get("LLAMA3_REFERENCE_COMPILE") == "1"

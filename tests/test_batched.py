@@ -200,7 +200,8 @@ def has_cpp_compiler() -> bool:
 @pytest.mark.skipif(not has_cpp_compiler(), reason="torch.compile needs a C++ compiler (g++ or clang); none found")
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own, compiling
 def test_the_compiled_one_token_product_equals_the_upcast_product(monkeypatch):
-    monkeypatch.setenv("LLAMA3_REFERENCE_COMPILE", "1")  # compiles one [3000, 512] kernel: ~11 s, cached on disk after
+    # Compiles one [3000, 512] kernel: about 11 s the first time, cached on disk after.
+    monkeypatch.setenv("LLAMA3_REFERENCE_COMPILE", "1")
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(1, 512, generator=g), torch.randn(3000, 512, generator=g).bfloat16()
     exact = x.double() @ w.double().T  # [1, 3000]: both sum 512 products, in different orders
