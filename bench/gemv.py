@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
 
@@ -56,14 +54,11 @@ def rates(repeats: int) -> dict:
     except InputError as e:  # no working C++ compiler: the page says so under the table
         out["compiled_skipped"] = str(e)
         del sides["compiled"]
+    from bench import timed  # bench.py imports this file; by then it is loaded
+
     for name, run in sides.items():
-        run()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        out[name] = (n_bytes / min(times) / 1e9, n_bytes / statistics.median(times) / 1e9)
+        fastest, median = timed(run, repeats)
+        out[name] = (n_bytes / fastest / 1e9, n_bytes / median / 1e9)
     return out
 
 
