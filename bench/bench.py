@@ -282,22 +282,29 @@ def decode_child(source: str, dtype: str, device: str, n_new: str, repeats: str,
     print(json.dumps({"rates": rates, "read_bw": read_bw, "profile": profile_decode(ckpt, tokens, dt, device)}))
 
 
+def child(script: str, *argv) -> str:
+    """The last line a benchmark script (`script`, with `argv`) prints, run in a process of its
+    own; if it fails, an error with the last line it wrote to stderr."""
+    argv = [str(a) for a in argv]
+    out = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+        raise RuntimeError(f"{Path(script).name} {' '.join(argv)} failed: {last}")
+    return out.stdout.strip().splitlines()[-1]
+
+
 def fresh_decode(source: Path, dtype: str, device: str, n_new: int, repeats: int, with_hf: bool) -> dict:
     """`decode_child` in a process of its own, ours and transformers alike. In the benchmark's own
     process, after the long prefills and transformers' float32 copies, our float32 decode step
     on this machine took 2-5x its time in a fresh one (docs/performance.md, "Reading the
     figures"): a user's `generate` runs in a process of its own, so that is what is measured."""
-    out = subprocess.run([sys.executable, __file__, "_decode", str(source), dtype, device, str(n_new), str(repeats),
-                          "1" if with_hf else "0"], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(child(__file__, "_decode", source, dtype, device, n_new, repeats, "1" if with_hf else "0"))
 
 
 def bench_memory(n_layers: int, dtype: str, device: str, path: Path | None = None) -> dict:
     """Peak memory of load + one forward in a fresh process, for the Meta checkpoint or `path`."""
     path = path or checkpoint_dir(n_layers)
-    out = subprocess.run([sys.executable, __file__, "_memory", str(path), dtype, device], capture_output=True,
-                         text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(child(__file__, "_memory", path, dtype, device))
     files = [path] if path.is_file() else path.glob("consolidated.*.pth")
     result["checkpoint_bytes"] = sum(f.stat().st_size for f in files)
     return result
@@ -399,8 +406,8 @@ convolution (2 GB/s), two copies of the row (oneDNN's two-row kernel, 0-13% fast
 the noise), slices of rows (slower the smaller they are) and the product the other way round,
 weight times column (slower). The bound is the copy's bandwidth, measured at the start of the
 run, and this virtual machine's bandwidth moves from day to day (the same copy measured 22 to
-47 GB/s, sometimes above reading alone), so the percentages move with it; reading alone (`torch.sum`, the line at the top)
-is the most a step that reads each weight once could reach. The compiled product (float32
+47 GB/s, sometimes above reading alone), so the percentages move with it; reading alone
+(`torch.sum`, the line at the top) is the most a step that reads each weight once could reach. The compiled product (float32
 sums, rounded once, as the bf16 product) reads each weight once, in one loop, and is the
 opt-in that comes closest. On a CPU without native bf16, PyTorch's bf16 product is emulated
 and slow, so `linear` multiplies in float32 and rounds once instead (detected from

@@ -79,14 +79,9 @@ def onednn_kernel() -> str:
 def section(repeats: int) -> list[str]:
     """The page's lines: GB/s per row at one thread and at all of them, each in a fresh process."""
     threads = sorted({1, torch.get_num_threads()})
-    by_threads = {}
-    for n in threads:
-        out = subprocess.run([sys.executable, __file__, "_rates", str(n), str(repeats)], capture_output=True,
-                             text=True)
-        if out.returncode != 0:
-            last = (out.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
-            raise RuntimeError(f"bench/gemv.py _rates {n} {repeats} failed: {last}")
-        by_threads[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    from bench import child  # bench.py imports this file; by then it is loaded
+
+    by_threads = {n: json.loads(child(__file__, "_rates", n, repeats)) for n in threads}
     lines = ["## One token's bf16 product", "",
              "A bf16 decode step is all one-row products, so this is its ceiling: GB/s of weight read by one "
              f"row times each of the 8B's four matrix shapes (wq, wk, w1, w2; {weight_bytes() / 1e6:.0f} MB in all), "

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -60,12 +58,8 @@ def fresh_prefill_memory(source: Path, side: str, n: int, dtype, device) -> int:
     adds less wherever earlier passes left freed memory in the allocator for it to reuse, and how
     much is left depends on what ran before (transformers' 512-token pass was seen adding 0.09 GiB
     there and 0.22 in a fresh process): a first pass in a fresh process is what a user pays."""
-    argv = ["_prefill_memory", str(source), side, str(n), str(dtype).removeprefix("torch."), str(device)]
-    out = subprocess.run([sys.executable, bench.__file__, *argv], capture_output=True, text=True)
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
-        raise RuntimeError(f"bench.py {' '.join(argv)} failed: {last}")
-    return int(out.stdout.strip().splitlines()[-1])
+    return int(bench.child(bench.__file__, "_prefill_memory", source, side, n, str(dtype).removeprefix("torch."),
+                           device))
 
 
 def prefill_growth(ckpt, source: Path, dtype, device, repeats: int, with_hf: bool, lengths=LENGTHS) -> dict:
