@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reference.synthesize import builtin_checkpoint  # noqa: E402
+from reference.formats.synthesize import builtin_checkpoint  # noqa: E402
 
 
 def copy_of(tiny: Path, out: Path, params: dict | None = None) -> Path:

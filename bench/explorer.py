@@ -18,8 +18,8 @@ def main() -> None:
     import uvicorn
 
     from reference.formats import load_checkpoint
-    from reference.hub import resolve_checkpoint
-    from reference.serve import create_app
+    from reference.formats.hub import resolve_checkpoint
+    from reference.explorer.server import create_app
 
     ckpt = load_checkpoint(resolve_checkpoint("smollm2-135m"))
     prompt = ckpt.tokenizer.decode(ckpt.tokenizer.encode("the answer to the ultimate question of life " * 12,

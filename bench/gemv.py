@@ -24,6 +24,8 @@ import torch
 from reference import upcast
 from reference.errors import InputError
 
+from harness import child, timed
+
 SHAPES = ((4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336))  # wq/wo, wk/wv, w1/w3, w2
 ROWS = {"read": "reading alone: `torch.sum` over as many bytes",
         "onednn": "eager `x @ w.T` (oneDNN; transformers runs the same)",
@@ -54,8 +56,6 @@ def rates(repeats: int) -> dict:
     except InputError as e:  # no working C++ compiler: the page says so under the table
         out["compiled_skipped"] = str(e)
         del sides["compiled"]
-    from bench import timed  # bench.py imports this file; by then it is loaded
-
     for name, run in sides.items():
         fastest, median = timed(run, repeats)
         out[name] = (n_bytes / fastest / 1e9, n_bytes / median / 1e9)
@@ -79,8 +79,6 @@ def onednn_kernel() -> str:
 def section(repeats: int) -> list[str]:
     """The page's lines: GB/s per row at one thread and at all of them, each in a fresh process."""
     threads = sorted({1, torch.get_num_threads()})
-    from bench import child  # bench.py imports this file; by then it is loaded
-
     by_threads = {n: json.loads(child(__file__, "_rates", n, repeats)) for n in threads}
     lines = ["## One token's bf16 product", "",
              "A bf16 decode step is all one-row products, so this is its ceiling: GB/s of weight read by one "

@@ -2,16 +2,20 @@
 
 - Prefill as the prompt grows (17 … 4,096 tokens): time and the anonymous memory the pass
   *adds*, ours beside transformers, both computing only the next token's logits (transformers'
-  `logits_to_keep=1`, as its `generate` does), with a picture.
+  `logits_to_keep=1`, as its `generate` does), with a picture. The memory is measured in a
+  fresh process per side and length: this file run as a child (`_prefill_memory`).
 - Decode with the compiled one-token product (`LLAMA3_REFERENCE_COMPILE=1`).
 - Decode on small models (`tiny`, SmolLM2-135M), where the weights are upcast once.
 - llama.cpp's decode on the same GGUF, where `llama_cpp` is importable (never required).
+
+The decode rates themselves are measure.py's (`decode_rate`, `hf_decode_rate`).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -19,17 +23,18 @@ import torch
 
 from reference import batched, upcast
 from reference.formats import load_checkpoint
-from reference.hub import resolve_checkpoint
+from reference.formats.hub import resolve_checkpoint
 
-import bench
+import harness
+from measure import decode_rate, hf_decode_rate
 
 LENGTHS = (17, 512, 2048, 4096)
 
 
 def one_prefill(run) -> tuple[float, int]:
     """(seconds, peak anonymous bytes added) of one call."""
-    base = bench.status("RssAnon")
-    with bench.PeakAnon() as peak:
+    base = harness.status("RssAnon")
+    with harness.PeakAnon() as peak:
         start = time.perf_counter()
         run()
         seconds = time.perf_counter() - start
@@ -40,12 +45,12 @@ def prefill_memory_child(source: str, side: str, n: str, dtype: str, device: str
     """Run in a fresh process: the anonymous memory one next-token pass of n tokens adds to a
     model just loaded (ours, or transformers' with its float32 weights); print it."""
     ckpt, dt = load_checkpoint(Path(source)), getattr(torch, dtype)
-    t = torch.tensor(bench.prompt_tokens(ckpt.tokenizer, None if n == "17" else int(n)), device=device)
+    t = torch.tensor(harness.prompt_tokens(ckpt.tokenizer, None if n == "17" else int(n)), device=device)
     if side == "ours":
         def run():
             batched.forward(t, ckpt.weights, ckpt.args, dtype=dt, device=device, last_only=True)
     else:
-        m = bench.hf_model(ckpt, "sdpa", dt, device)
+        m = harness.hf_model(ckpt, "sdpa", dt, device)
 
         def run():
             m(t[None], logits_to_keep=1)
@@ -58,8 +63,8 @@ def fresh_prefill_memory(source: Path, side: str, n: int, dtype, device) -> int:
     adds less wherever earlier passes left freed memory in the allocator for it to reuse, and how
     much is left depends on what ran before (transformers' 512-token pass was seen adding 0.09 GiB
     there and 0.22 in a fresh process): a first pass in a fresh process is what a user pays."""
-    return int(bench.child(bench.__file__, "_prefill_memory", source, side, n, str(dtype).removeprefix("torch."),
-                           device))
+    return int(harness.child(__file__, "_prefill_memory", source, side, n, str(dtype).removeprefix("torch."),
+                             device))
 
 
 def prefill_growth(ckpt, source: Path, dtype, device, repeats: int, with_hf: bool, lengths=LENGTHS) -> dict:
@@ -71,24 +76,24 @@ def prefill_growth(ckpt, source: Path, dtype, device, repeats: int, with_hf: boo
     # whose sampling thread would slow it (it takes the GIL every millisecond).
     added = {(side, n): fresh_prefill_memory(source, side, n, dtype, device) for side in sides for n in lengths}
     rows = {"ours (batched, last logits)": []}
-    m = bench.hf_model(ckpt, "sdpa", dtype, device) if with_hf else None
+    m = harness.hf_model(ckpt, "sdpa", dtype, device) if with_hf else None
     if m is not None:
         rows["transformers sdpa (logits_to_keep=1)"] = []
     for n in lengths:
-        t = torch.tensor(bench.prompt_tokens(ckpt.tokenizer, None if n == 17 else n), device=device)
+        t = torch.tensor(harness.prompt_tokens(ckpt.tokenizer, None if n == 17 else n), device=device)
 
         def ours():
             with torch.inference_mode():
                 batched.forward(t, ckpt.weights, ckpt.args, dtype=dtype, device=device, last_only=True)
-            bench.sync(device)
+            harness.sync(device)
 
         def theirs():
             with torch.inference_mode():
                 m(t[None], logits_to_keep=1)
-            bench.sync(device)
+            harness.sync(device)
 
         for name, side, run in zip(rows, sides, (ours, theirs)):
-            fastest, median = bench.timed(run, repeats)
+            fastest, median = harness.timed(run, repeats)
             rows[name].append((fastest, median, added[side, n]))
     return rows
 
@@ -106,7 +111,7 @@ def growth_section(rows: dict, dtype_name: str, picture: Path | None, lengths=LE
                                         for n in names) + " | time ratio |",
              "|---" * (2 * len(names) + 2) + "|"]
     for i, n in enumerate(lengths):
-        cells = [f"{bench.fmt_time(rows[name][i][:2])} | {rows[name][i][2] / 2**30:.2f} GiB" for name in names]
+        cells = [f"{harness.fmt_time(rows[name][i][:2])} | {rows[name][i][2] / 2**30:.2f} GiB" for name in names]
         ratio = rows[names[0]][i][1] / rows[names[1]][i][1] if len(names) > 1 else float("nan")
         lines.append(f"| {n:,} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
     lines += ["", "Ratio: our median time ÷ transformers' (lower is faster).", ""]
@@ -127,7 +132,10 @@ def draw_growth(rows: dict, dtype_name: str, path: Path, lengths=LENGTHS) -> Non
         ax_t.plot(lengths, [v[1] for v in values], marker="o", label=name)
         ax_m.plot(lengths, [v[2] / 2**30 for v in values], marker="o", label=name)
     for ax, label in ((ax_t, "median seconds"), (ax_m, "GiB added")):
-        ax.set_xscale("log", base=2), ax.set_xlabel("prompt tokens"), ax.set_ylabel(label), ax.grid(alpha=0.3)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("prompt tokens")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
         ax.set_xticks(lengths, [f"{n:,}" for n in lengths])
     ax_t.set_yscale("log")
     ax_t.legend(fontsize=7)
@@ -137,31 +145,10 @@ def draw_growth(rows: dict, dtype_name: str, path: Path, lengths=LENGTHS) -> Non
     plt.close(fig)
 
 
-def decode_rate(weights, args, tokens, n_new: int, dtype, device, repeats: int) -> tuple[float, float]:
-    """(best, median) seconds per new token after `tokens`, through the KV cache (greedy)."""
-    t = torch.tensor(tokens, device=device)
-
-    def one():
-        cache = batched.KVCache.allocate(args, len(tokens) + n_new, dtype, device)
-        with torch.inference_mode():
-            logits = batched.forward(t, weights, args, dtype=dtype, device=device, cache=cache, last_only=True)[0]
-            bench.sync(device)
-            start = time.perf_counter()
-            for i in range(n_new):
-                logits = batched.forward(logits.argmax().view(1), weights, args, dtype=dtype, device=device,
-                                         cache=cache, start=len(tokens) + i, last_only=True)[0]
-            bench.sync(device)
-        return (time.perf_counter() - start) / n_new
-
-    runs = [one() for _ in range(repeats + 1)]
-    runs = runs[1:] or runs  # the first warms up, unless it is the only one
-    return min(runs), statistics.median(runs)
-
-
 def compiled_decode(ckpt, n_new: int, dtype, device, repeats: int) -> tuple[tuple[float, float], float]:
     """Decode with LLAMA3_REFERENCE_COMPILE=1: (best, median) s per token, and the seconds the
     first token took (compiling, or loading the compiled kernels from inductor's disk cache)."""
-    tokens = bench.prompt_tokens(ckpt.tokenizer, None)
+    tokens = harness.prompt_tokens(ckpt.tokenizer, None)
     os.environ["LLAMA3_REFERENCE_COMPILE"] = "1"
     try:
         start = time.perf_counter()
@@ -170,21 +157,6 @@ def compiled_decode(ckpt, n_new: int, dtype, device, repeats: int) -> tuple[tupl
         return decode_rate(ckpt.weights, ckpt.args, tokens, n_new, dtype, device, repeats), first
     finally:
         del os.environ["LLAMA3_REFERENCE_COMPILE"]
-
-
-def hf_decode_rate(m, tokens, n_new: int, device, repeats: int) -> tuple[float, float]:
-    """transformers' generate, greedy: (best, median) seconds per token, its prefill subtracted."""
-    t = torch.tensor(tokens, device=device)[None]
-
-    def generate(n):
-        start = time.perf_counter()
-        with torch.inference_mode():
-            m.generate(t, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
-        bench.sync(device)
-        return time.perf_counter() - start
-
-    runs = [(generate(n_new + 1) - generate(1)) / n_new for _ in range(repeats + 1)][1:]
-    return min(runs), statistics.median(runs)
 
 
 def llama_cpp_rate(gguf_path: Path, tokens, n_new: int, repeats: int) -> tuple[float, float] | None:
@@ -216,7 +188,7 @@ def small_models_section(n_new: int, device, repeats: int, with_hf: bool) -> lis
         source = resolve_checkpoint(name)
         ckpt = load_checkpoint(source)
         tokens = ckpt.tokenizer.encode("The capital of France is", bos=True, eos=False)
-        m = bench.hf_model(ckpt, "sdpa", torch.float32, device) if with_hf else None  # before ours: see below
+        m = harness.hf_model(ckpt, "sdpa", torch.float32, device) if with_hf else None  # before ours: see below
         # (GGUF tensors first touched under inference_mode cannot be loaded into a model after.)
         weights = upcast.resident(ckpt.weights, torch.float32, device)
         ours = decode_rate(weights, ckpt.args, tokens, n_new, torch.float32, device, repeats)
@@ -230,3 +202,7 @@ def small_models_section(n_new: int, device, repeats: int, with_hf: bool) -> lis
     lines += ["", "Ratio: our median tokens/s ÷ transformers' (higher is faster). llama.cpp's column is filled "
               "where `llama_cpp` (llama-cpp-python) is importable; it is never required.", ""]
     return lines
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["_prefill_memory"]:  # a child of fresh_prefill_memory
+    prefill_memory_child(*sys.argv[2:7])

@@ -28,13 +28,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402 - bench/ is not a package
+import harness  # noqa: E402 - bench/ is not a package
 
-from reference import batched, parallel  # noqa: E402
+from reference import batched  # noqa: E402
+from reference.parallel import split
 from reference.config import preset  # noqa: E402
 from reference.files import cache_dir, write_text  # noqa: E402
 from reference.formats import load_checkpoint  # noqa: E402
-from reference.synthesize import synthesize  # noqa: E402
+from reference.formats.synthesize import synthesize  # noqa: E402
 
 LENGTHS = (17, 512)
 
@@ -63,12 +64,12 @@ def mapped_checkpoint_bytes() -> tuple[int, int]:
 
 def measure(ckpt, forward, device, repeats: int) -> dict:
     """Prefill times and memory of one process (a rank, or the single process)."""
-    tokens = {n: torch.tensor(bench.prompt_tokens(ckpt.tokenizer, None if n == 17 else n)) for n in LENGTHS}
+    tokens = {n: torch.tensor(harness.prompt_tokens(ckpt.tokenizer, None if n == 17 else n)) for n in LENGTHS}
     result = {}
-    with bench.PeakAnon() as peak:
+    with harness.PeakAnon() as peak:
         for n, t in tokens.items():
-            result[f"prefill {n}"] = bench.timed(
-                lambda: (forward(t, ckpt.weights, ckpt.args, device=device, last_only=True), bench.sync(device)),
+            result[f"prefill {n}"] = harness.timed(
+                lambda: (forward(t, ckpt.weights, ckpt.args, device=device, last_only=True), harness.sync(device)),
                 repeats)
     result["mapped"], result["read"] = mapped_checkpoint_bytes()
     result["peak anon"] = peak.peak
@@ -79,16 +80,15 @@ def rank_main(path: Path, device_name: str, repeats: int, out: Path) -> None:
     """One rank under torchrun: load its slice as the CLI does, measure, write RANK.json."""
     import torch.distributed as dist
 
-    from reference import torchrun
+    from reference.parallel import torchrun
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if device_name == "cuda" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    options = argparse.Namespace(ranks=(rank, world, device), checkpoint=str(path))
-    _, ckpt = torchrun.load_rank(options)
-    result = measure(ckpt, parallel.forward, device, repeats)
+    _, ckpt = torchrun.load_rank(str(path), torchrun.Ranks(rank, world, device))
+    result = measure(ckpt, split.forward, device, repeats)
     (out / f"{rank}.json").write_text(json.dumps(result))
     dist.destroy_process_group()
 
@@ -109,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--out", default=str(bench.ROOT / "docs" / "data" / "parallel.md"))
+    parser.add_argument("--out", default=str(harness.ROOT / "docs" / "data" / "parallel.md"))
     parser.add_argument("--rank", action="store_true", help=argparse.SUPPRESS)  # run by torchrun
     parser.add_argument("--results", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -121,7 +121,7 @@ def main() -> None:
     rows = []
     # The same weights in one file (bench.py's checkpoint: same preset, same seed), then in two
     # shards read as one model, which joins each weight's two halves when the pass asks for it.
-    for label, where in (("1 process, one file", bench.checkpoint_dir(2)), ("1 process, both shards", path)):
+    for label, where in (("1 process, one file", harness.checkpoint_dir(2)), ("1 process, both shards", path)):
         rows.append((label, measure(load_checkpoint(where), batched.forward, device, options.repeats)))
     results = cache_dir() / "bench-parallel"
     results.mkdir(exist_ok=True)
@@ -130,7 +130,7 @@ def main() -> None:
                     "--repeats", str(options.repeats), "--device", options.device], check=True)
     for rank in range(2):
         rows.append((f"2 ranks: rank {rank}", json.loads((results / f"{rank}.json").read_text())))
-    text = (f"Measured by `bench/parallel.py`: {bench.machine_line(device)}; float32 compute, bf16 weights, "
+    text = (f"Measured by `bench/parallel.py`: {harness.machine_line(device)}; float32 compute, bf16 weights, "
             f"gloo between the ranks.\n\n" + table(rows))
     print(text)
     print(f"wrote {write_text(options.out, text)}")

@@ -32,9 +32,10 @@ import torch
 from reference import WALKTHROUGH_PROMPT, batched, model
 from reference.config import PRESETS, ModelArgs, expected_shapes
 from reference.formats import Checkpoint, load_checkpoint
-from reference.hub import SMOLLM2, resolve_checkpoint
-from reference.tokenizer import Tokenizer, load_tokenizer
-from reference.trace import run_trace, trace_shapes
+from reference.formats.hub import SMOLLM2, resolve_checkpoint
+from reference.text.tokenizer import Tokenizer, load_tokenizer
+from reference.run import run_trace
+from reference.trace import trace_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_8B_ENV = "LLAMA3_REFERENCE_8B"  # a Meta-Llama-3-8B original/ directory or .gguf: render the real model
@@ -69,7 +70,7 @@ class Run(Model):
     real: bool  # True for the real Llama 3 8B ($LLAMA3_REFERENCE_8B)
     trained: bool  # False for the tiny checkpoint's random weights
     checkpoint: Checkpoint
-    tokenizer: object  # reference.tokenizer.Tokenizer (Llama 3) or reference.vocab.BPETokenizer (a GGUF's own)
+    tokenizer: object  # reference.text.tokenizer.Tokenizer (Llama 3) or reference.text.vocab.BPETokenizer (a GGUF's own)
     tokens: list[int]
 
     def text(self, token: int) -> str:

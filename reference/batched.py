@@ -64,7 +64,7 @@ def attention_batched(x: torch.Tensor, layer: int, weights: Weights, args: Model
     Tq = 1 if last_query else T  # the positions that ask a query: the last Tq of the T
     p = f"layers.{layer}."
     # The head counts come from the weights, not from args: a tensor-parallel rank
-    # (parallel.py) holds H/N query and K/N kv heads and runs this same code on them.
+    # (parallel/split.py) holds H/N query and K/N kv heads and runs this same code on them.
     q = linear(x[T - Tq:], weights[p + "attention.wq.weight"], dtype, device).reshape(Tq, -1, d)  # [Tq, H, d]
     k = linear(x, weights[p + "attention.wk.weight"], dtype, device).reshape(T, -1, d)  # [T, K, d]
     v = linear(x, weights[p + "attention.wv.weight"], dtype, device).reshape(T, -1, d)  # [T, K, d]

@@ -1,4 +1,4 @@
-"""The model's hyper-parameters: one frozen `ModelArgs`, read from Meta's `params.json`.
+"""The model's hyper-parameters: one frozen `ModelArgs`, as Meta's `params.json` spells them.
 
 Meta ships each checkpoint with a `params.json` such as Llama 3 8B's:
 
@@ -7,17 +7,21 @@ Meta ships each checkpoint with a `params.json` such as Llama 3 8B's:
 
 Every size the forward pass needs is either one of these fields or derived from them here,
 in one place (`head_dim`, `hidden_dim`, `n_rep`), so no other file hard-codes a number.
+Reading the file itself (and the other formats' hyper-parameters) is `formats/params.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import InputError, is_finite_number, is_int
-from .files import read_json
+
+# Meta's params.json keys, in the order Meta writes them.
+META_FIELDS = (
+    "dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of",
+    "ffn_dim_multiplier", "norm_eps", "rope_theta", "use_scaled_rope", "max_seq_len",
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class ModelArgs:
 
     def to_params(self) -> dict:
         """The fields as Meta's `params.json` spells them (RoPE-scaling extras only when used)."""
-        params = {f: getattr(self, f) for f in _META_FIELDS}
+        params = {f: getattr(self, f) for f in META_FIELDS}
         if self.ffn_dim_multiplier is None:
             del params["ffn_dim_multiplier"]
         if self.use_scaled_rope:
@@ -118,50 +122,6 @@ def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
     shapes["norm.weight"] = (D,)
     shapes["output.weight"] = (V, D)  # absent when tied to tok_embeddings (Llama 3.2 1B/3B)
     return shapes
-
-
-def args_with_ffn_width(fields: dict, width: int) -> ModelArgs:
-    """`ModelArgs` whose SwiGLU hidden size is exactly `width`, for formats that store the width
-    itself (Hugging Face's intermediate_size, GGUF's feed_forward_length) instead of Meta's rule.
-
-    A published model's shape gets its preset's multiple_of and ffn_dim_multiplier; any other
-    gets multiple_of = width, which Meta's rule then rounds up to exactly width.
-    """
-    same_shape = [p for p in PRESETS.values() if (p.dim, p.n_heads, p.n_kv_heads) == (
-        fields["dim"], fields["n_heads"], fields.get("n_kv_heads", fields["n_heads"]))]
-    for p in same_shape + list(PRESETS.values()):
-        candidate = ModelArgs(**{**fields, "multiple_of": p.multiple_of, "ffn_dim_multiplier": p.ffn_dim_multiplier})
-        if candidate.hidden_dim == width:
-            return candidate
-    return ModelArgs(**fields, multiple_of=width, ffn_dim_multiplier=width / int(8 * fields["dim"] / 3))
-
-
-def shape_derivation(name: str, a: ModelArgs) -> str:
-    """Which fields a tensor's shape comes from, with their values, for error messages."""
-    heads = f"n_heads={a.n_heads}, head_dim={a.head_dim}, "
-    kv_heads = f"n_kv_heads={a.n_kv_heads}, head_dim={a.head_dim}, "
-    ffn = f"hidden_dim={a.hidden_dim} from multiple_of={a.multiple_of}, ffn_dim_multiplier={a.ffn_dim_multiplier}, "
-    vocab = f"vocab_size={a.vocab_size}, "
-    by_kind = {"wq": heads, "wo": heads, "wk": kv_heads, "wv": kv_heads, "w1": ffn, "w2": ffn, "w3": ffn,
-               "tok_embeddings": vocab, "output": vocab}
-    return by_kind.get(name.split(".")[-2], "") + f"dim={a.dim}"
-
-
-# Meta's params.json keys, in the order Meta writes them.
-_META_FIELDS = (
-    "dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of",
-    "ffn_dim_multiplier", "norm_eps", "rope_theta", "use_scaled_rope", "max_seq_len",
-)
-_REQUIRED = ("dim", "n_layers", "n_heads", "vocab_size")
-# Our name for each key of the optional "rope_scaling" object (Hugging Face's spelling).
-_ROPE_SCALING_KEYS = {
-    "factor": "rope_scale_factor",
-    "low_freq_factor": "rope_low_freq_factor",
-    "high_freq_factor": "rope_high_freq_factor",
-    "original_max_position_embeddings": "rope_original_max_seq_len",
-}
-# Keys that appear in some of Meta's params.json files but do not change the forward pass.
-_IGNORED_KEYS = ("max_batch_size",)
 
 
 # Upper bounds far above any released Llama (405B: 126 layers, dim 16,384, 128 heads, 128,256
@@ -206,55 +166,6 @@ def _first_problem(a: ModelArgs) -> str | None:
         return (f"rope_scaling high_freq_factor {a.rope_high_freq_factor} must be larger "
                 f"than low_freq_factor {a.rope_low_freq_factor}")
     return None
-
-
-def args_from_params(params: dict, source: str = "params.json") -> ModelArgs:
-    """Build `ModelArgs` from a parsed params.json; `source` names the file in errors."""
-    if not isinstance(params, dict):
-        raise InputError(f"{source}: expected a JSON object, got {type(params).__name__}")
-    fields = {}
-    for key, value in params.items():
-        if key in _META_FIELDS:
-            fields[key] = value
-        elif key == "rope_scaling":
-            if not isinstance(value, dict):
-                raise InputError(f"{source}: rope_scaling must be an object, got {value!r}")
-            for sub, sub_value in value.items():
-                if sub not in _ROPE_SCALING_KEYS:
-                    if sub in ("rope_type", "type"):
-                        continue
-                    raise InputError(f"{source}: unknown key rope_scaling.{sub} (known: {', '.join(_ROPE_SCALING_KEYS)})")
-                fields[_ROPE_SCALING_KEYS[sub]] = sub_value
-        elif key not in _IGNORED_KEYS:
-            raise InputError(f"{source}: unknown key {key!r} (known: {', '.join(_META_FIELDS)}, rope_scaling)")
-    for key in _REQUIRED:
-        if key not in fields:
-            raise InputError(f"{source}: missing required key {key!r}")
-    if fields.get("n_kv_heads") is None:
-        fields.pop("n_kv_heads", None)
-    # Meta's params.json for Llama 3.2 says only "use_scaled_rope": true; its scale factor (32,
-    # not 3.1's 8) lives in the model card. Recognise the published shapes and take theirs.
-    if fields.get("use_scaled_rope") and "rope_scale_factor" not in fields:
-        for preset in PRESETS.values():
-            if preset.use_scaled_rope and all(fields.get(k) == getattr(preset, k) for k in _REQUIRED):
-                fields["rope_scale_factor"] = preset.rope_scale_factor
-                break
-    if "max_seq_len" not in fields and fields.get("use_scaled_rope"):
-        fields["max_seq_len"] = 131_072
-    try:
-        return ModelArgs(**fields)
-    except InputError as e:
-        raise InputError(f"{source}: {e}") from None
-
-
-def load_params(path: str | Path) -> ModelArgs:
-    """Read a `params.json` file; every problem is one line naming the file and the field."""
-    params = read_json(Path(path), missing="a Meta checkpoint directory has params.json")
-    return args_from_params(params, source=str(path))
-
-
-def save_params(args: ModelArgs, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(args.to_params(), indent=2) + "\n", encoding="utf-8")
 
 
 # --- presets: the published models, and the built-in tiny one ---

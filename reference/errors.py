@@ -64,6 +64,12 @@ def unexpected(e: BaseException) -> tuple[str, int]:
             errno.ENOSPC, errno.EDQUOT) else ""), 2
     frames = traceback.extract_tb(e.__traceback__)
     ours = [f for f in frames if f"{os.sep}reference{os.sep}" in f.filename] or frames
-    at = f" at {Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else ""
+    at = f" at {_within_package(ours[-1].filename)}:{ours[-1].lineno}" if ours else ""
     return (f"internal error, a bug in llama3-reference ({type(e).__name__}: {shown(text, 160)}{at}); please report "
             "it, with LLAMA3_REFERENCE_TRACEBACK=1 for the traceback"), 1
+
+
+def _within_package(filename: str) -> str:
+    """'/x/reference/cli/main.py' -> 'cli/main.py': the file as the package's rooms name it."""
+    parts = Path(filename).parts
+    return "/".join(parts[len(parts) - parts[::-1].index("reference"):]) if "reference" in parts else Path(filename).name

@@ -30,7 +30,7 @@ from .batched import KVCache, forward
 from .config import ModelArgs
 from .errors import InputError, is_finite_number, is_int
 from .model import Weights
-from .trace import check_tokens
+from .run import check_tokens
 from .upcast import resident
 
 

@@ -3,7 +3,7 @@
 This is the *literal* path: attention loops over heads exactly as the walk-through does, so
 each line can be read against the prose. `batched.py` computes the same thing with all heads
 at once; `tests/test_batched.py` proves the two agree. The section numbers are the docs
-site's pages (1 · Tokens is `tokenizer.py`).
+site's pages (1 · Tokens is `text/tokenizer.py`).
 
 Notation (as in ../shared/TRACE.md): T tokens, D = dim, H query heads, K kv heads,
 d = head_dim = D / H, F = the SwiGLU hidden size, V = vocab_size.
@@ -140,9 +140,14 @@ def attention_literal(x: torch.Tensor, layer: int, weights: Weights, args: Model
         scores = q_rot @ k_rot.T / math.sqrt(d) + mask  # [T, T]
         probs = softmax(scores)  # [T, T]
         outs.append(probs @ v)  # [T, d]
-        qs.append(q), q_rots.append(q_rot), all_scores.append(scores), all_probs.append(probs)
+        qs.append(q)
+        q_rots.append(q_rot)
+        all_scores.append(scores)
+        all_probs.append(probs)
         if h % args.n_rep == 0:  # the first query head of each group records its kv head
-            ks.append(k), vs.append(v), k_rots.append(k_rot)
+            ks.append(k)
+            vs.append(v)
+            k_rots.append(k_rot)
     attention = torch.cat(outs, dim=-1)  # [T, H·d]: heads side by side
     if trace is not None:
         stacked = (torch.stack(t) for t in (qs, ks, vs, q_rots, k_rots, all_scores, all_probs))  # [H or K, T, ...]

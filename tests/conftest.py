@@ -3,7 +3,7 @@
 import pytest
 
 from reference.formats import load_checkpoint
-from reference.synthesize import synthesize
+from reference.formats.synthesize import synthesize
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -83,7 +83,7 @@ def remember_what_transformers_reads_of_a_gguf():
 
 @pytest.fixture(scope="session")
 def smollm2_file():
-    from reference.hub import smollm2_file
+    from reference.formats.hub import smollm2_file
 
     return smollm2_file()
 

@@ -19,7 +19,8 @@ import re
 import sys
 from pathlib import Path
 
-from reference import cli, torchrun
+from reference import cli
+from reference.parallel import torchrun
 
 MAPPED: list[str] = []
 
@@ -34,8 +35,8 @@ def spy_on_loading():
     """Record the mapped files right after `load_rank` returns (the real one, called as is)."""
     real = torchrun.load_rank
 
-    def load_rank(options):
-        loaded = real(options)
+    def load_rank(checkpoint, ranks):
+        loaded = real(checkpoint, ranks)
         MAPPED[:] = mapped_weight_files()
         return loaded
 

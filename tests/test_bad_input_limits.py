@@ -2,6 +2,7 @@
 estimated first and refused with the numbers; numbers near the float limit, strangers' index
 files, output paths that cannot be written and unexpected exceptions are each one line."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -13,11 +14,13 @@ import torch
 
 from helpers import one_line_error
 from reference import cli
-from reference.config import args_from_params
+from reference.cli.commands import BY_NAME
+from reference.formats.params import args_from_params
 from reference.errors import InputError, unexpected
 from reference.formats import load_checkpoint
 from reference.formats.hf import args_from_hf_config
-from reference.trace import available_memory, run_trace, trace_bytes, trace_shapes
+from reference.run import available_memory, run_trace
+from reference.trace import trace_bytes, trace_shapes
 
 
 def test_the_trace_estimate_counts_every_recorded_tensor(tiny):
@@ -128,15 +131,15 @@ def test_an_exception_no_check_caught_is_one_line_that_says_it_is_a_bug_and_wher
     def buggy(options):
         return {}["a key that is not there"]
 
-    monkeypatch.setitem(cli.COMMANDS, "walk", buggy)
+    monkeypatch.setitem(BY_NAME, "walk", dataclasses.replace(BY_NAME["walk"], run=buggy))
     assert cli.main(["walk", "--checkpoint", str(tiny_dir)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error, a bug in llama3-reference (KeyError" in err
-    assert " at cli.py:" in err and "LLAMA3_REFERENCE_TRACEBACK=1" in err  # the innermost line of reference/
+    assert " at cli/main.py:" in err and "LLAMA3_REFERENCE_TRACEBACK=1" in err  # the innermost line of reference/
 
 
 def test_the_whole_traceback_is_there_when_asked_for(tiny_dir, monkeypatch):
-    monkeypatch.setitem(cli.COMMANDS, "walk", lambda options: 1 / 0)
+    monkeypatch.setitem(BY_NAME, "walk", dataclasses.replace(BY_NAME["walk"], run=lambda options: 1 / 0))
     monkeypatch.setenv("LLAMA3_REFERENCE_TRACEBACK", "1")
     with pytest.raises(ZeroDivisionError):
         cli.main(["walk", "--checkpoint", str(tiny_dir)])
@@ -168,7 +171,7 @@ def pickled_npz(path):
                                         (lambda p: p.write_bytes(b"PK\x03\x04" + b"x" * 100) and p,
                                          "is not a readable .npz (BadZipFile)")])
 def test_a_corrupt_or_pickled_trace_is_one_line_and_never_unpickled(tmp_path, make, says):
-    from reference.trace import load_trace
+    from reference.run import load_trace
 
     path = tmp_path / "t.npz"
     make(path)
@@ -178,7 +181,7 @@ def test_a_corrupt_or_pickled_trace_is_one_line_and_never_unpickled(tmp_path, ma
 
 
 def test_a_corrupt_or_pickled_golden_is_replaced_by_regeneration(tiny, tmp_path):
-    from reference import goldens
+    from reference.verify import goldens
 
     out = shutil.copytree(goldens.TINY_GOLDENS, tmp_path / "tiny-seed0")
     pickled_npz(out / "walkthrough.npz")

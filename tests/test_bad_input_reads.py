@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reference.errors import InputError
-from reference.tokenizer import load_tokenizer
+from reference.text.tokenizer import load_tokenizer
 
 from helpers import refused_by_cli, write_checkpoint
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from reference.formats import checklist, load_checkpoint
-from reference.synthesize import synthesize
+from reference.formats.synthesize import synthesize
 
 from helpers import walk_refused
 

@@ -5,7 +5,7 @@ import torch
 
 from reference import batched, model, upcast
 from reference.upcast import linear
-from reference.trace import run_trace
+from reference.run import run_trace
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
 # Same math, different order of summation: agreement to rounding error of each dtype.

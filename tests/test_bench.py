@@ -1,14 +1,18 @@
-"""bench/bench.py: the benchmark's own arithmetic (its timings are measured by running it, not here)."""
+"""bench/: the benchmark's own arithmetic and children (its timings are measured by running it, not
+here; its rooms are checked in test_structure.py)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench.py"
 sys.path.insert(0, str(BENCH.parent))
-import bench  # noqa: E402
+import growth  # noqa: E402 (bench/growth.py: bench/ is not a package)
+import harness  # noqa: E402
+import measure  # noqa: E402
 
 
 def test_bench_shows_its_options():
@@ -21,11 +25,20 @@ def test_decode_reads_every_matrix_but_only_one_embedding_row(tiny):
     per_layer = 2 * (2 * args.dim * args.n_heads * args.head_dim + 2 * args.dim * args.n_kv_heads * args.head_dim
                      + 3 * args.dim * args.hidden_dim + 2 * args.dim)
     expected = args.n_layers * per_layer + 2 * args.dim + 2 * args.vocab_size * args.dim  # + norm + output (bf16)
-    assert bench.decode_bytes_per_token(tiny) == expected
+    assert measure.decode_bytes_per_token(tiny) == expected
 
 
 def test_peak_anonymous_memory_sees_a_short_lived_allocation():
-    with bench.PeakAnon() as peak:
+    with harness.PeakAnon() as peak:
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
         del block
-    assert peak.peak - bench.status("RssAnon") > 32 * 2**20
+    assert peak.peak - harness.status("RssAnon") > 32 * 2**20
+
+
+def test_the_memory_child_runs_where_bench_memory_starts_it(tiny, tiny_dir):
+    result = measure.bench_memory(tiny.args.n_layers, "float32", "cpu", tiny_dir)
+    assert result["peak_rss_anon"] >= result["rss_anon_at_start"] > 0 and result["checkpoint_bytes"] > 0
+
+
+def test_the_prefill_memory_child_runs_where_growth_starts_it(tiny_dir):
+    assert growth.fresh_prefill_memory(tiny_dir, "ours", 17, torch.float32, "cpu") >= 0

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from reference import bpe
-from reference.tokenizer import load_tokenizer, read_bpe_ranks
+from reference.text import bpe
+from reference.text.tokenizer import load_tokenizer, read_bpe_ranks
 
 TOY = ["ab", "bc", "bcd", "cde"]
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from learner import Bugs, learner_trace
-from reference.causes import CAUSES
-from reference.check import add_commands, assert_matches_reference, check_trace, run_command
+from reference.check.causes import CAUSES
+from reference.check import assert_matches_reference, check_trace
 from reference.errors import InputError
-from reference.trace import run_trace, save_trace
+from reference.run import run_trace, save_trace
 
 PROMPT = "The capital of France is"  # 6 tokens with BOS on the tiny model's tokenizer
 
@@ -262,7 +262,7 @@ def hf_layout_trace(model, tokens, monkeypatch) -> dict[str, torch.Tensor]:
 
 
 def test_transformers_trace_in_its_own_layout_matches_on_a_synthesized_checkpoint(tiny, tokens, monkeypatch):
-    from reference.parity import hf_model
+    from reference.verify.parity import hf_model
 
     trace = hf_layout_trace(hf_model(tiny.weights, tiny.args, tied=False), tokens, monkeypatch)
     report = assert_matches_reference(trace, tiny, PROMPT)
@@ -284,20 +284,10 @@ def test_assert_matches_reference_fails_with_the_reports_first_lines(tiny, token
 # --- the command line ---
 
 def cli(capsys, *argv):
-    """`python -m reference ARGV` through cli.main once it has `check`; else through our own parser."""
-    from reference import cli as reference_cli
+    """`python -m reference ARGV`, through cli.main: (exit code, stdout, stderr)."""
+    from reference.cli import main
 
-    try:
-        reference_cli.build_parser().parse_args(["check", "x.npz", "--checkpoint", "tiny"])
-        code = reference_cli.main(list(argv))
-    except InputError:  # cli.py does not add the commands yet
-        parser = reference_cli._Parser(prog="python -m reference")
-        add_commands(parser.add_subparsers(dest="command", required=True, parser_class=reference_cli._Parser))
-        try:
-            code = run_command(parser.parse_args(list(argv)))
-        except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
-            code = 2
+    code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reference.formats import load_checkpoint
-from reference.synthesize import synthesize
+from reference.formats.synthesize import synthesize
 from reference.config import ModelArgs
 from reference.errors import InputError
 

@@ -51,7 +51,7 @@ def test_walk_on_tiny_is_one_flag_away_and_says_its_weights_are_random(capsys):
 
 
 def test_walk_previews_the_last_position_where_rope_and_attention_are_at_work(capsys, tiny_dir, tiny):
-    from reference.trace import run_trace
+    from reference.run import run_trace
 
     code, out, _ = run(capsys, "walk", "--checkpoint", str(tiny_dir), "--prompt", "one two three four five")
     assert code == 0

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from reference.config import PRESETS, ModelArgs, expected_shapes, load_params, preset, save_params
+from reference.config import PRESETS, ModelArgs, expected_shapes, preset
+from reference.formats.params import load_params, save_params
 from reference.errors import InputError
 
 LLAMA3_8B_PARAMS = {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256,

@@ -13,14 +13,17 @@ import torch
 from transformers import LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-from reference import batched, config, parity
+from reference import batched, config
+from reference.verify import parity
 from reference.formats import load_checkpoint
-from reference.synthesize import synthesize
-from reference.config import PRESETS, TIED_PRESETS, ModelArgs, load_params
+from reference.formats.synthesize import synthesize
+from reference.config import PRESETS, TIED_PRESETS, ModelArgs
+from reference.formats.params import load_params
 from reference.formats.hf import args_from_hf_config
-from reference.parity import hf_config
+from reference.verify.parity import hf_config
 from reference.model import rope_frequencies
-from reference.trace import run_trace, trace_shapes
+from reference.run import run_trace
+from reference.trace import trace_shapes
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
 SCALED_31 = dict(use_scaled_rope=True, max_seq_len=131_072, rope_scale_factor=8.0)

@@ -10,9 +10,9 @@ from reference import batched
 from reference.cli import main
 from reference.errors import InputError
 from reference.batched import KVCache
-from reference.chat import llama3_chat_tokens as chat_tokens
+from reference.text.chat import llama3_chat_tokens as chat_tokens
 from reference.generate import TextStream, generate, sample_top_p
-from reference.tokenizer import load_tokenizer
+from reference.text.tokenizer import load_tokenizer
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
 
@@ -81,7 +81,7 @@ def test_cache_holds_exactly_the_positions_that_are_fed_back(tiny):
 
 
 def test_greedy_generation_equals_transformers_generate(tiny, greedy):
-    from reference.parity import hf_model
+    from reference.verify.parity import hf_model
 
     model = hf_model(tiny.weights, tiny.args, tied=False)  # float32, eager attention
     with torch.no_grad():

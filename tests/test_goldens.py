@@ -20,13 +20,15 @@ import torch
 from pytest_regressions.common import check_text_files, perform_regression_check
 from pytest_regressions.ndarrays_regression import NDArraysRegressionFixture
 
-from reference import batched, compare, goldens, model
+from reference import batched, model
+from reference.verify import goldens, tolerances
 from reference.formats import load_checkpoint
 from reference import WALKTHROUGH_PROMPT
 from reference.cli import main
 from reference.errors import InputError
-from reference.tokenizer import load_tokenizer
-from reference.trace import run_trace, trace_shapes
+from reference.text.tokenizer import load_tokenizer
+from reference.run import run_trace
+from reference.trace import trace_shapes
 
 pytest_plugins = ["pytester"]  # to run pytest itself, with and without --force-regen
 
@@ -43,9 +45,9 @@ class GoldenRegression(NDArraysRegressionFixture):
         __tracebackhide__ = True
         golden, obtained = goldens.read_npz(expected_filename), goldens.read_npz(obtained_filename)
         if self.request.config.getoption("force_regen"):
-            for line in compare.changes(golden, obtained)[:20]:
+            for line in tolerances.changes(golden, obtained)[:20]:
                 print(line)  # what regenerating changes; pytest shows it with the failure
-        problem = compare.first_divergence(golden, obtained)
+        problem = tolerances.first_divergence(golden, obtained)
         if problem:
             raise AssertionError(f"{expected_filename.name}: {problem}\n"
                                  "If the change is intended, regenerate: python -m reference goldens")
@@ -172,7 +174,7 @@ def test_readme_tolerance_table_is_the_one_the_code_uses():
     readme = (goldens.GOLDENS_DIR / "README.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| ((?:`[\w.]+`,? ?)+) \| ([\d.e-]+) \| ([\d.e-]+) \|", readme, flags=re.M)
     documented = {kind: (float(atol), float(rtol)) for names, atol, rtol in rows for kind in re.findall(r"`([\w.]+)`", names)}
-    assert documented == {kind: (t.atol, t.rtol) for kind, t in compare.TOLERANCES.items()}
+    assert documented == {kind: (t.atol, t.rtol) for kind, t in tolerances.GOLDEN_TOLERANCES.items()}
 
 
 # --- planted bugs: each is caught, and named where it happens ---
@@ -180,7 +182,7 @@ def test_readme_tolerance_table_is_the_one_the_code_uses():
 def divergence(ckpt, golden, args=None, weights=None, path="literal"):
     trace = run_trace(golden["tokens"].tolist(), weights or ckpt.weights, args or ckpt.args,
                       dtype=goldens.COMPUTE_DTYPE, path=path, check_finite=False)  # broken on purpose
-    return compare.first_divergence(golden, goldens.golden_arrays(trace, goldens.stored_layers(golden)))
+    return tolerances.first_divergence(golden, goldens.golden_arrays(trace, goldens.stored_layers(golden)))
 
 
 def mutated(function, old: str, new: str):
@@ -280,12 +282,12 @@ def test_failure_names_one_tensor_its_errors_and_how_many_follow(tiny, walkthrou
 
 def test_float64_array_fails_against_a_float32_golden(walkthrough_golden):
     obtained = dict(walkthrough_golden, **{"layers.1.h": walkthrough_golden["layers.1.h"].astype(np.float64)})
-    assert compare.first_divergence(walkthrough_golden, obtained).startswith("layers.1.h: dtype float64, golden float32")
+    assert tolerances.first_divergence(walkthrough_golden, obtained).startswith("layers.1.h: dtype float64, golden float32")
 
 
 def test_missing_tensor_is_named(walkthrough_golden):
     obtained = {n: a for n, a in walkthrough_golden.items() if n != "layers.3.v"}
-    assert compare.first_divergence(walkthrough_golden, obtained).startswith("layers.3.v: missing")
+    assert tolerances.first_divergence(walkthrough_golden, obtained).startswith("layers.3.v: missing")
 
 
 # --- regeneration: new prompts, only what changed, atomically ---
@@ -421,7 +423,7 @@ def test_pytest_creates_compares_and_force_regenerates_goldens(pytester):
     data = {"tokens": np.arange(4), "layers.0.q": np.ones((2, 4, 3), np.float32)}
     goldens.write_npz(pytester.path / "data.npz", data)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=1)  # no golden yet: written
-    assert compare.first_divergence(goldens.read_npz(pytester.path / "golden.npz"), data) is None
+    assert tolerances.first_divergence(goldens.read_npz(pytester.path / "golden.npz"), data) is None
 
     goldens.write_npz(pytester.path / "data.npz", {**data, "layers.0.q": data["layers.0.q"] + np.float32(0.1)})
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -479,4 +481,4 @@ def test_real_8b_predicts_42(real_8b, real_8b_trace):
 def test_real_8b_matches_its_goldens(real_8b):
     golden = goldens.read_npz(Path(REAL_8B_GOLDENS) / "walkthrough.npz")
     arrays, _ = goldens.compute(PROMPTS["walkthrough"], real_8b)
-    assert compare.first_divergence(golden, arrays) is None
+    assert tolerances.first_divergence(golden, arrays) is None

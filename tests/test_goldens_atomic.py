@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from reference import files, goldens
+from reference.verify import swap
+from reference.verify import goldens
 from reference.cli import main
 from reference.config import ModelArgs
 from reference.errors import InputError
-from reference.synthesize import synthesize
+from reference.formats.synthesize import synthesize
 
 from helpers import one_line_error
 
@@ -119,9 +120,9 @@ def interrupted(small, tmp_path: Path, state: str) -> tuple[Path, dict, dict]:
     goldens.regenerate(small, g, {"hello": "Hello"}, echo=quiet)
     goldens.regenerate(small, made, {"hello": "Hello", "world": "world!"}, echo=quiet)
     old, new = contents(g), contents(made)
-    staging, replaced = files.staging_paths(g)
+    staging, replaced = swap.staging_paths(g)
     if state == "building":  # part of the new set written into the staging directory
-        files.stage_dir(g)
+        swap.stage_dir(g)
         shutil.copy(made / "world.npz", staging)
     elif state == "between the renames":
         g.rename(replaced)
@@ -186,7 +187,7 @@ def test_a_second_regeneration_at_once_is_refused_in_one_line(small, small_dir, 
     before = contents(g)
     prompts = tmp_path / "prompts.json"
     prompts.write_text('{"hello": "Hello"}', encoding="utf-8")
-    with files.lock_beside(g, "test"):  # as a running `goldens` holds it
+    with swap.lock_beside(g, "test"):  # as a running `goldens` holds it
         code = main(["goldens", "--checkpoint", str(small_dir), "--prompts", str(prompts), "--out", str(g)])
     err = capsys.readouterr().err
     assert code == 2 and err == f"error: {g}: another `goldens` run is running in {tmp_path}; " \

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from reference.formats import load_checkpoint
-from reference.synthesize import synthesize
+from reference.formats.synthesize import synthesize
 from reference.config import PRESETS
 from reference.errors import InputError
-from reference.parity import hf_model
-from reference.trace import run_trace
+from reference.verify.parity import hf_model
+from reference.run import run_trace
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
 

@@ -10,15 +10,16 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from reference import parity
-from reference.formats import hf
-from reference.synthesize import synthesize
+from reference.verify import parity
+from reference.formats import hf, layout
+from reference.formats.synthesize import synthesize
 from reference import WALKTHROUGH_PROMPT
 from reference.cli import main
 from reference.config import PRESETS, ModelArgs
 from reference.errors import InputError
-from reference.tokenizer import load_tokenizer
-from reference.trace import run_trace, trace_shapes
+from reference.text.tokenizer import load_tokenizer
+from reference.run import run_trace
+from reference.trace import trace_shapes
 
 
 @pytest.fixture(scope="module", params=list(parity.CONFIGS))
@@ -39,7 +40,7 @@ def result(request, tiny_dir, tmp_path_factory):
 def test_tensor_matches_transformers_within_1e_4_of_its_scale(result, kind):
     errors = {name: e for name, e in result.errors.items() if name.rsplit(".", 1)[-1] == kind}
     worst = max(errors, key=errors.get)
-    assert errors[worst] < parity.TOLERANCE, f"{result.config.name}: {worst} differs by {errors[worst]:.1e} of its scale"
+    assert errors[worst] < parity.TARGET, f"{result.config.name}: {worst} differs by {errors[worst]:.1e} of its scale"
 
 
 def test_next_token_matches_transformers(result):
@@ -72,24 +73,24 @@ def test_without_the_qk_permutation_transformers_computes_something_else(tiny):
 
 def test_rotate_half_lists_a_heads_real_parts_then_its_imaginary_parts():
     rows = torch.arange(16.0).reshape(16, 1)  # two heads of d = 8, one column
-    assert hf.to_rotate_half(rows, n_heads=2).flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7,
+    assert layout.to_rotate_half(rows, n_heads=2).flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7,
                                                                      8, 10, 12, 14, 9, 11, 13, 15]
 
 
 def test_to_adjacent_pairs_undoes_to_rotate_half():
     w = torch.randn(6 * 14, 84)
-    assert torch.equal(hf.to_adjacent_pairs(hf.to_rotate_half(w, 6), 6), w)
+    assert torch.equal(layout.to_adjacent_pairs(layout.to_rotate_half(w, 6), 6), w)
 
 
 def test_hf_query_activations_come_back_in_meta_order():
     H, d, D = 3, 8, 5
     w, x = torch.randn(H * d, D), torch.randn(D)
-    hf_q = (hf.to_rotate_half(w, H) @ x).view(H, d)  # what HF's q_proj computes, per head
-    assert torch.equal(hf.activation_to_adjacent_pairs(hf_q), (w @ x).view(H, d))
+    hf_q = (layout.to_rotate_half(w, H) @ x).view(H, d)  # what HF's q_proj computes, per head
+    assert torch.equal(layout.activation_to_adjacent_pairs(hf_q), (w @ x).view(H, d))
 
 
 def test_state_dict_round_trips_bit_for_bit(tiny):
-    back = hf.hf_to_meta_state_dict(hf.meta_to_hf_state_dict(tiny.weights, tiny.args), tiny.args)
+    back = layout.hf_to_meta_state_dict(layout.meta_to_hf_state_dict(tiny.weights, tiny.args), tiny.args)
     assert list(back) == list(tiny.weights)
     for name, w in tiny.weights.items():
         assert back[name].dtype == torch.bfloat16 and torch.equal(back[name], w), name
@@ -98,23 +99,23 @@ def test_state_dict_round_trips_bit_for_bit(tiny):
 def test_hf_names_and_shapes_are_llama_for_causal_lms(tiny):
     with torch.device("meta"):  # shapes only, no memory
         expected = LlamaForCausalLM(parity.hf_config(tiny.args)).state_dict()
-    converted = hf.meta_to_hf_state_dict(tiny.weights, tiny.args)
+    converted = layout.meta_to_hf_state_dict(tiny.weights, tiny.args)
     assert {n: tuple(w.shape) for n, w in converted.items()} == {n: tuple(w.shape) for n, w in expected.items()}
 
 
 def test_tied_checkpoint_converts_without_lm_head(tiny):
     weights = {n: w for n, w in tiny.weights.items() if n != "output.weight"}
-    converted = hf.meta_to_hf_state_dict(weights, tiny.args)
+    converted = layout.meta_to_hf_state_dict(weights, tiny.args)
     assert "lm_head.weight" not in converted
-    assert "output.weight" not in hf.hf_to_meta_state_dict(converted, tiny.args)
+    assert "output.weight" not in layout.hf_to_meta_state_dict(converted, tiny.args)
     assert parity.hf_config(tiny.args, tied=True).tie_word_embeddings
 
 
 def test_bare_llama_model_names_and_rotary_buffers_are_accepted(tiny):
-    converted = hf.meta_to_hf_state_dict(tiny.weights, tiny.args)
+    converted = layout.meta_to_hf_state_dict(tiny.weights, tiny.args)
     bare = {n.removeprefix("model."): w for n, w in converted.items()}
     bare["layers.0.self_attn.rotary_emb.inv_freq"] = torch.ones(8)  # stored by older conversions
-    assert set(hf.hf_to_meta_state_dict(bare, tiny.args)) == set(tiny.weights)
+    assert set(layout.hf_to_meta_state_dict(bare, tiny.args)) == set(tiny.weights)
 
 
 @pytest.mark.parametrize("name, message", [
@@ -122,23 +123,23 @@ def test_bare_llama_model_names_and_rotary_buffers_are_accepted(tiny):
     ("model.layers.9.mlp.up_proj.weight", "model.layers.9.mlp.up_proj.weight: layer index out of range"),
 ])
 def test_foreign_hf_weight_is_an_input_error_naming_it(tiny, name, message):
-    state = dict(hf.meta_to_hf_state_dict(tiny.weights, tiny.args), **{name: torch.zeros(1)})
+    state = dict(layout.meta_to_hf_state_dict(tiny.weights, tiny.args), **{name: torch.zeros(1)})
     with pytest.raises(InputError, match="^" + message.replace("(", r"\(")):
-        hf.hf_to_meta_state_dict(state, tiny.args)
+        layout.hf_to_meta_state_dict(state, tiny.args)
 
 
 def test_hf_weight_of_the_wrong_shape_is_an_input_error_naming_it(tiny):
-    state = hf.meta_to_hf_state_dict(tiny.weights, tiny.args)
+    state = layout.meta_to_hf_state_dict(tiny.weights, tiny.args)
     state["model.layers.1.self_attn.k_proj.weight"] = torch.zeros(64, 128)
     with pytest.raises(InputError, match=r"k_proj.weight: has shape \[64, 128\], the config implies \[32, 128\]"):
-        hf.hf_to_meta_state_dict(state, tiny.args)
+        layout.hf_to_meta_state_dict(state, tiny.args)
 
 
 def test_missing_hf_weight_is_an_input_error_naming_it(tiny):
-    state = hf.meta_to_hf_state_dict(tiny.weights, tiny.args)
+    state = layout.meta_to_hf_state_dict(tiny.weights, tiny.args)
     del state["model.norm.weight"]
     with pytest.raises(InputError, match=r"^model.norm.weight: missing from the state dict"):
-        hf.hf_to_meta_state_dict(state, tiny.args)
+        layout.hf_to_meta_state_dict(state, tiny.args)
 
 
 def test_hf_config_carries_llama3_rope_scaling():

@@ -5,7 +5,7 @@ import httpx2
 import pytest
 from huggingface_hub.utils import OfflineModeIsEnabled, hf_raise_for_status
 
-from reference.hub import _explain_hub_error, download, resolve_checkpoint
+from reference.formats.hub import _explain_hub_error, download, resolve_checkpoint
 from reference.errors import InputError
 
 from helpers import one_line_error

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reference import WALKTHROUGH_PROMPT, lens
-from reference.trace import run_trace
+from reference.run import run_trace
 
 CAPITAL = "The capital of France is"
 

@@ -81,7 +81,7 @@ def test_an_implausible_size_is_refused_in_a_moment(tiny_dir, tmp_path, key, val
 
 
 def test_a_finite_model_still_runs(tiny):
-    from reference.trace import run_trace
+    from reference.run import run_trace
 
     trace = run_trace([128000, 9906], tiny.weights, tiny.args)
     assert torch.isfinite(trace["logits"]).all()

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from reference import parallel
+from reference.parallel import split
 from reference.config import ModelArgs
 from reference.formats import load_checkpoint
 from reference.generate import generate
-from reference.synthesize import synthesize
-from reference.trace import load_trace, run_trace
+from reference.formats.synthesize import synthesize
+from reference.run import load_trace, run_trace
 
 PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
 RANKS = Path(__file__).with_name("ranks.py")
@@ -189,7 +189,7 @@ def test_with_more_ranks_two_share_one_shard(four_ranks):
 
 def test_a_rank_holds_one_nth_of_every_split_weight(checkpoints):
     whole = load_checkpoint(checkpoints["one file"]).weights
-    mine = parallel.RankWeights([whole], part=1, parts=2)
+    mine = split.RankWeights([whole], part=1, parts=2)
     assert torch.equal(mine["layers.0.attention.wq.weight"], whole["layers.0.attention.wq.weight"][64:])
     assert torch.equal(mine["layers.0.attention.wo.weight"], whole["layers.0.attention.wo.weight"][:, 64:])
     assert torch.equal(mine["tok_embeddings.weight"], whole["tok_embeddings.weight"][64_128:])
@@ -270,7 +270,7 @@ def test_torchrun_trace_writes_the_single_process_trace(checkpoints, tmp_path):
 
 @pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf"])
 def test_a_timeout_that_is_not_a_number_of_seconds_is_refused(monkeypatch, value):
-    from reference import torchrun
+    from reference.parallel import torchrun
     from reference.errors import InputError
 
     monkeypatch.setenv("LLAMA3_REFERENCE_DIST_TIMEOUT", value)

@@ -27,7 +27,7 @@ CAPITAL = "The capital of France is"
 def server(smollm2):
     import uvicorn
 
-    from reference.serve import create_app
+    from reference.explorer.server import create_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

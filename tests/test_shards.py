@@ -11,10 +11,10 @@ import torch
 from reference import model
 from reference.formats import load_checkpoint
 from reference.formats.shards import ShardedWeights, split_dim
-from reference.synthesize import synthesize
+from reference.formats.synthesize import synthesize
 from reference.cli import main
 from reference.errors import InputError
-from reference.trace import run_trace
+from reference.run import run_trace
 
 from helpers import one_line_error, refused, rss_anon
 

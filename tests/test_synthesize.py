@@ -12,9 +12,9 @@ import torch
 
 from reference.config import expected_shapes
 from reference.formats import Checkpoint, load_checkpoint
-from reference.hub import resolve_checkpoint
+from reference.formats.hub import resolve_checkpoint
 from reference.files import cache_dir
-from reference.synthesize import builtin_checkpoint, synthesize
+from reference.formats.synthesize import builtin_checkpoint, synthesize
 from reference.config import PRESETS, preset
 from reference.errors import InputError
 
@@ -89,7 +89,7 @@ def test_synthesize_fills_an_existing_empty_dir(tmp_path):
 
 def test_synthesis_through_scratch_files_writes_the_same_bytes(tmp_path, monkeypatch):
     """Large models are generated into memory-mapped scratch files; the bytes must not change."""
-    from reference import synthesize as synthesis
+    from reference.formats import synthesize as synthesis
 
     args = preset("tiny").replace(n_layers=1)
     in_ram = synthesize(args, seed=5, out_dir=tmp_path / "ram")

@@ -17,13 +17,8 @@ from hypothesis import strategies as st
 from llama_models.llama3.tokenizer import Tokenizer as MetaTokenizer
 
 from reference.errors import InputError
-from reference.tokenizer import (
-    LLAMA3_TOKENIZER_SHA256,
-    find_tokenizer_model,
-    load_tokenizer,
-    read_bpe_ranks,
-    split_long_runs,
-)
+from reference.text.tokenizer import (LLAMA3_TOKENIZER_SHA256, find_tokenizer_model, load_tokenizer, read_bpe_ranks,
+                                      split_long_runs)
 
 # No example database: hypothesis would otherwise write .hypothesis/ into the working directory.
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
@@ -276,7 +271,7 @@ def test_broken_link_in_checkpoint_is_an_input_error(tmp_path):
 def test_download_offline_says_what_to_do(tmp_path):
     # The Hub is the last resort; offline, its error must say how to get the file instead.
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path))
-    code = ("from reference.tokenizer import download_tokenizer_model\n"
+    code = ("from reference.text.tokenizer import download_tokenizer_model\n"
             "try: download_tokenizer_model()\n"
             "except Exception as e: print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True,

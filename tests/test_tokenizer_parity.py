@@ -17,7 +17,7 @@ from llama_models.llama3.tokenizer import Tokenizer as MetaTokenizer
 from transformers import PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import TikTokenConverter
 
-from reference.tokenizer import PAT_STR, SPECIAL_TOKENS, find_tokenizer_model, load_tokenizer
+from reference.text.tokenizer import PAT_STR, SPECIAL_TOKENS, find_tokenizer_model, load_tokenizer
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 

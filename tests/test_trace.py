@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from reference.formats import load_checkpoint
-from reference.synthesize import synthesize
+from reference.formats.synthesize import synthesize
 from reference.config import ModelArgs, preset
 from reference.errors import InputError
-from reference.trace import load_trace, run_trace, save_trace, trace_shapes
+from reference.run import load_trace, run_trace, save_trace
+from reference.trace import trace_shapes
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
 TRACE_MD = Path(__file__).resolve().parents[2] / "shared" / "TRACE.md"

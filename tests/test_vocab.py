@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference.chat import chat_prompt, llama3_chat_tokens, render_chat
+from reference.text.chat import chat_prompt, llama3_chat_tokens, render_chat
 from reference.errors import InputError
-from reference.tokenizer import SPECIAL_TOKENS, find_tokenizer_model, load_tokenizer
-from reference.vocab_files import tokenizer_from_gguf, tokenizer_from_json
+from reference.text.tokenizer import SPECIAL_TOKENS, find_tokenizer_model, load_tokenizer
+from reference.text.vocab_files import tokenizer_from_gguf, tokenizer_from_json
 
 from test_tokenizer_parity import CORPUS
 

@@ -5,7 +5,11 @@ names and layout, so everything downstream sees one kind of `Checkpoint`.
     hf.py       Hugging Face: config.json + model*.safetensors (names and q/k rows converted)
     gguf.py     llama.cpp's one file (.gguf), quantized or not, with its own tokenizer
 
-No format imports another; `checkpoint.py` holds what they share (the `Checkpoint` and its checks).
+No format imports another. What they share: `checkpoint.py` (the `Checkpoint` and its checks),
+`params.py` (hyper-parameters read into `ModelArgs`), `layout.py` (Meta's and Hugging Face's
+names and q/k order: pure, also used by the checker and the parity tests). Beside them, where
+checkpoints come from: `hub.py` (the Hub and the built-in names) and `synthesize.py` (random
+weights written in Meta's format).
 """
 
 from __future__ import annotations

@@ -16,13 +16,24 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelArgs, expected_shapes, shape_derivation
+from ..config import ModelArgs, expected_shapes
 from ..errors import InputError
 from ..model import output_weight_name
-from ..tokenizer import Tokenizer, load_tokenizer
-from ..vocab import BPETokenizer
+from ..text.tokenizer import Tokenizer, load_tokenizer
+from ..text.vocab import BPETokenizer
 
 OPTIONAL = {"output.weight"}  # absent when tied to tok_embeddings (Llama 3.2 1B/3B)
+
+
+def shape_derivation(name: str, a: ModelArgs) -> str:
+    """Which fields a tensor's shape comes from, with their values, for error messages."""
+    heads = f"n_heads={a.n_heads}, head_dim={a.head_dim}, "
+    kv_heads = f"n_kv_heads={a.n_kv_heads}, head_dim={a.head_dim}, "
+    ffn = f"hidden_dim={a.hidden_dim} from multiple_of={a.multiple_of}, ffn_dim_multiplier={a.ffn_dim_multiplier}, "
+    vocab = f"vocab_size={a.vocab_size}, "
+    by_kind = {"wq": heads, "wo": heads, "wk": kv_heads, "wv": kv_heads, "w1": ffn, "w2": ffn, "w3": ffn,
+               "tok_embeddings": vocab, "output": vocab}
+    return by_kind.get(name.split(".")[-2], "") + f"dim={a.dim}"
 
 
 @dataclass(frozen=True)

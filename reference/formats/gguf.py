@@ -13,7 +13,7 @@ and the tensors' bytes. Three things differ from Meta's checkpoint:
   model is never expanded in RAM, and later runs read the float32 values from the page cache.
   F32/F16/BF16 tensors stay views of the file itself.
 
-The q/k rows need *no* permutation: llama.cpp's converter applies `hf.to_adjacent_pairs` to
+The q/k rows need *no* permutation: llama.cpp's converter applies `layout.to_adjacent_pairs` to
 Hugging Face's q_proj/k_proj, so a GGUF already holds Meta's adjacent-pair order (tests/
 test_gguf.py checks it against transformers, which undoes it on loading). Llama 3.1/3.2 files
 carry `rope_freqs.weight`, one divisor per RoPE pair (pair j turns by m·θ_j / rope_freqs[j]);
@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelArgs, args_with_ffn_width, expected_shapes
+from ..config import ModelArgs, expected_shapes
+from .params import args_with_ffn_width
 from ..errors import InputError, shown
 from ..files import cache_dir, read_head
-from ..vocab_files import tokenizer_from_gguf
+from ..text.vocab_files import tokenizer_from_gguf
 from .checkpoint import OPTIONAL, Checkpoint, checked_tokenizer
 from .gguf_file import MAGIC, Header, TensorInfo, read_header, tensor_bytes, type_name
 

@@ -2,7 +2,7 @@
 
     params.json           the hyper-parameters (config.py reads them into ModelArgs)
     consolidated.00.pth   torch.save of a flat dict, tensor name -> bf16 tensor
-    tokenizer.model       the BPE ranks (tokenizer.py reads them)
+    tokenizer.model       the BPE ranks (text/tokenizer.py reads them)
 
 Llama 3 70B comes as eight model-parallel shards, consolidated.00.pth … 07.pth, each holding
 a slice of every weight (`shards.ShardedWeights` reads them as one). (`synthesize.py` makes a
@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..config import load_params
+from .params import load_params
 from ..errors import InputError, is_int, shown
 from ..files import read_head
 from .checklist import verify_checklist
@@ -49,16 +49,16 @@ def load_meta_checkpoint(path: Path, progress: bool = False) -> Checkpoint:
         files = shard_files(path, files)  # a missing or doubled shard is named before any hashing
     verify_checklist(path, progress)
     if len(files) == 1:
-        weights = _tensors(files[0])
+        weights = read_tensors(files[0])
         check_shard_count(files, weights, args)
         check_tensors(files[0], weights, args, progress)
     else:
-        weights = ShardedWeights(path, files, [_tensors(f) for f in files], args)
+        weights = ShardedWeights(path, files, [read_tensors(f) for f in files], args)
         check_tensors(weights.label, weights.meta, args, progress)
     return Checkpoint(path, args, weights, tokenizer)
 
 
-def _tensors(file: Path) -> dict[str, torch.Tensor]:
+def read_tensors(file: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in _read_weights(file).items() if k not in IGNORED}
 
 

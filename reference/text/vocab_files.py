@@ -1,0 +1,159 @@
+"""Where a byte-level BPE vocabulary comes from: a GGUF's `tokenizer.ggml.*` metadata, or a
+Hugging Face tokenizer.json (with tokenizer_config.json beside it). Both become a
+`vocab.BPETokenizer`; what each file calls its pre-tokenizer becomes the regexes it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import read_json, read_text_file
+from .tokenizer import PAT_STR as LLAMA3_PAT
+from .vocab import CONTROL, GPT2_PAT, NORMAL, PRE_TOKENIZERS, USER_DEFINED, BPETokenizer
+
+
+def tokenizer_from_gguf(metadata: dict, source: str | Path) -> BPETokenizer:
+    """The tokenizer in a GGUF's `tokenizer.ggml.*` keys, as a dict of key -> Python value.
+
+    Only byte-level BPE (`tokenizer.ggml.model` = "gpt2") with a pre-tokenizer in
+    PRE_TOKENIZERS; anything else is an InputError naming the key.
+    """
+    source = str(source)
+
+    def get(key, default=KeyError):
+        if key in metadata:
+            return metadata[key]
+        if default is KeyError:
+            raise InputError(f"{source}: no {key} in the GGUF metadata; is this a model with a tokenizer?")
+        return default
+
+    model = get("tokenizer.ggml.model")
+    if model == "llama":
+        raise InputError(f"{source}: tokenizer.ggml.model = 'llama' is a SentencePiece tokenizer; "
+                         "only byte-level BPE ('gpt2') is supported")
+    if model != "gpt2":
+        raise InputError(f"{source}: tokenizer.ggml.model = {model!r} is not supported; "
+                         "only byte-level BPE ('gpt2') is")
+    pre = get("tokenizer.ggml.pre", None)
+    if pre is None:  # llama.cpp then guesses ("default") and warns that quality will suffer
+        raise InputError(f"{source}: no tokenizer.ggml.pre, so how to cut text before BPE is unknown; "
+                         "convert the model again with a recent llama.cpp")
+    if pre not in PRE_TOKENIZERS:
+        raise InputError(f"{source}: tokenizer.ggml.pre = {pre!r} is not a known pre-tokenizer; "
+                         f"supported: {', '.join(PRE_TOKENIZERS)}")
+    tokens = list(get("tokenizer.ggml.tokens"))
+    types = list(get("tokenizer.ggml.token_type", [NORMAL] * len(tokens)))
+    if len(types) != len(tokens):
+        raise InputError(f"{source}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
+    ids = {}
+    for key in ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"):
+        value = get(key, None)
+        if value is not None and not 0 <= int(value) < len(tokens):
+            raise InputError(f"{source}: {key} = {value} is outside the {len(tokens)} tokens")
+        ids[key] = None if value is None else int(value)
+    if ids["tokenizer.ggml.eos_token_id"] is None:
+        raise InputError(f"{source}: no tokenizer.ggml.eos_token_id in the GGUF metadata")
+    # llama.cpp: the file's flag if it has one, else on for Llama 3's pre-tokenizer, off for others.
+    add_bos = bool(get("tokenizer.ggml.add_bos_token", PRE_TOKENIZERS[pre][-1] == LLAMA3_PAT))
+    if add_bos and ids["tokenizer.ggml.bos_token_id"] is None:
+        raise InputError(f"{source}: tokenizer.ggml.add_bos_token is true, "
+                         "but tokenizer.ggml.bos_token_id is not set")
+    return BPETokenizer(source=source, tokens=tokens, types=types, merges=list(get("tokenizer.ggml.merges")), pre=pre,
+               patterns=PRE_TOKENIZERS[pre], bos_id=ids["tokenizer.ggml.bos_token_id"],
+               eos_id=ids["tokenizer.ggml.eos_token_id"], add_bos=add_bos,
+               chat_template=get("tokenizer.chat_template", None), key="tokenizer.ggml.merges")
+
+def tokenizer_from_json(path: str | Path) -> BPETokenizer:
+    """The tokenizer in a Hugging Face tokenizer.json, with tokenizer_config.json beside it.
+
+    Only a byte-level BPE whose pre-tokenizer is a chain of Split(isolated), Digits and
+    ByteLevel steps, the shapes Llama 3 and SmolLM2 use.
+    """
+    path = Path(path)
+    data = read_json(path, limit=64 << 20)  # tokenizer.json files run to ~20 MB
+    config_path = path.with_name("tokenizer_config.json")
+    config = read_json(config_path) if config_path.exists() else {}
+    model = data.get("model") or {}
+    if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
+        raise InputError(f"{path}: model.type is {model.get('type')!r}; only byte-level BPE is supported")
+    for key, allowed in (("byte_fallback", (False, None)), ("continuing_subword_prefix", ("", None)),
+                         ("end_of_word_suffix", ("", None)), ("dropout", (None,))):
+        if model.get(key) not in allowed:
+            raise InputError(f"{path}: model.{key} = {model.get(key)!r} is not supported")
+    if data.get("normalizer") is not None:
+        raise InputError(f"{path}: normalizer {data['normalizer'].get('type')!r} is not supported")
+    patterns = _patterns_from_json(data.get("pre_tokenizer"), path)
+
+    vocab = model["vocab"]
+    tokens = [None] * (1 + max([*vocab.values(), *(t["id"] for t in data.get("added_tokens", []))]))
+    types = [NORMAL] * len(tokens)
+    for token, i in vocab.items():
+        tokens[i] = token
+    for added in data.get("added_tokens", []):
+        tokens[added["id"]] = added["content"]
+        types[added["id"]] = CONTROL if added.get("special") else USER_DEFINED
+    if None in tokens:
+        raise InputError(f"{path}: token id {tokens.index(None)} is missing from model.vocab and added_tokens")
+    # Newer files write a merge as ["a", "b"], older ones as "a b".
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+
+    def token_id(name):
+        value = config.get(name)
+        text = value.get("content") if isinstance(value, dict) else value
+        if text is not None and text not in tokens:
+            raise InputError(f"{config_path}: {name} = {text!r} is not in the vocabulary of {path.name}")
+        return None if text is None else tokens.index(text)
+
+    bos_id, eos_id = token_id("bos_token"), token_id("eos_token")
+    if eos_id is None:
+        raise InputError(f"{config_path}: no eos_token (is tokenizer_config.json missing?)")
+    add_bos = config.get("add_bos_token")
+    if add_bos is None:  # then the post-processor says: does its template start with BOS?
+        add_bos = bos_id is not None and _template_starts_with(data.get("post_processor"), tokens[bos_id])
+    template = config.get("chat_template")
+    if template is None and path.with_name("chat_template.jinja").exists():
+        template = read_text_file(path.with_name("chat_template.jinja"), "chat template")
+    return BPETokenizer(source=str(path), tokens=tokens, types=types, merges=merges, pre="tokenizer.json",
+               patterns=patterns, bos_id=bos_id, eos_id=eos_id, add_bos=bool(add_bos),
+               chat_template=template, key="model.merges")
+
+
+def _patterns_from_json(node: dict | None, path: Path) -> tuple[str, ...]:
+    """The regexes a tokenizer.json pre-tokenizer applies, in order, for `encode`'s chain.
+
+    Sequence[Digits(individual_digits), ByteLevel] -> (r"\\p{N}", GPT2_PAT);
+    Sequence[Split(Llama 3's regex, isolated), ByteLevel(use_regex=false)] -> (LLAMA3_PAT,).
+    """
+    steps = node.get("pretokenizers", []) if node and node.get("type") == "Sequence" else [node]
+    patterns, byte_level = [], False
+    for step in steps:
+        kind = (step or {}).get("type")
+        if kind == "Split" and step.get("behavior") == "Isolated" and not step.get("invert"):
+            pattern = step["pattern"]
+            patterns.append(pattern["Regex"] if "Regex" in pattern else re.escape(pattern["String"]))
+        elif kind == "Digits":
+            patterns.append(r"\p{N}" if step.get("individual_digits") else r"\p{N}+")
+        elif kind == "ByteLevel" and not step.get("add_prefix_space"):
+            byte_level = True
+            if step.get("use_regex", True):
+                patterns.append(GPT2_PAT)
+        else:
+            raise InputError(f"{path}: pre_tokenizer step {json.dumps(step)[:80]} is not supported; "
+                             "only Split (isolated), Digits and ByteLevel (no prefix space)")
+    if not byte_level or not patterns:
+        raise InputError(f"{path}: pre_tokenizer has no ByteLevel step or no regex; not a byte-level BPE")
+    return tuple(patterns)
+
+
+def _template_starts_with(node: dict | None, token: str) -> bool:
+    """Whether a post-processor puts `token` first: Llama 3's TemplateProcessing "<|begin_of_text|> $A"."""
+    if not node:
+        return False
+    if node.get("type") == "Sequence":
+        return any(_template_starts_with(p, token) for p in node.get("processors", []))
+    single = node.get("single") or []
+    return node.get("type") == "TemplateProcessing" and bool(single) and \
+        single[0].get("SpecialToken", {}).get("id") == token
