@@ -18,82 +18,34 @@ transformers' `apply_chat_template` does.
 
 from __future__ import annotations
 
-import functools
-import json
-from datetime import datetime
-
-import jinja2
-import jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from ..errors import InputError
-
-
-class _Generation(jinja2.ext.Extension):
-    """`{% generation %}...{% endgeneration %}` renders its body as is.
-
-    transformers uses the tag to find which tokens the assistant wrote; some templates have it.
-    """
-
-    tags = {"generation"}
-
-    def parse(self, parser):
-        lineno = next(parser.stream).lineno
-        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-        return jinja2.nodes.CallBlock(self.call_method("_render", []), [], [], body).set_lineno(lineno)
-
-    def _render(self, caller):
-        return caller()
-
-
-def _raise_exception(message):
-    # A template calls this for a conversation it cannot write, such as roles out of order.
-    raise InputError(f"chat template: {message}")
-
-
-@functools.lru_cache(maxsize=16)
-def compile_template(template: str) -> jinja2.Template:
-    """The template compiled as transformers compiles it: sandboxed, trim_blocks, lstrip_blocks.
-
-    Templates come with downloaded models, so they run in Jinja's sandbox, which refuses
-    attribute tricks such as `"".__class__`. The extra names are those transformers provides:
-    `raise_exception`, `strftime_now` and a `tojson` that does not escape HTML.
-    """
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[jinja2.ext.loopcontrols, _Generation])
-    env.filters["tojson"] = lambda x, ensure_ascii=False, indent=None, separators=None, sort_keys=False: \
-        json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = lambda format: datetime.now().strftime(format)
-    try:
-        return env.from_string(template)
-    except jinja2.TemplateSyntaxError as e:
-        raise InputError(f"chat template: line {e.lineno}: {e.message}") from None
+from ..errors import InputError, shown
+from .template import render_template
 
 
 def render_chat(template: str, messages: list[dict], *, bos_token: str, eos_token: str,
-                add_generation_prompt: bool = True, **variables) -> str:
+                add_generation_prompt: bool = True, source: str | None = None, **variables) -> str:
     """The conversation `messages` ([{"role": ..., "content": ...}, ...]) as the template writes it.
 
     `variables` reach the template as well (`tools`, `date_string`, ...). Keys whose value is
     None are dropped from each message first, as transformers does, since templates test
-    `"key" in message` rather than for None.
+    `"key" in message` rather than for None. The template runs with a budget (template.py);
+    whatever stops it is one line naming `source`, the file it came from.
     """
     if not isinstance(messages, list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
                                                  for m in messages):
         raise InputError(f"messages must be a list of dicts with a 'role', got {messages!r:.80}")
     messages = [{k: v for k, v in m.items() if v is not None} for m in messages]
-    try:
-        return compile_template(template).render(messages=messages, bos_token=bos_token, eos_token=eos_token,
-                                                 add_generation_prompt=add_generation_prompt, **variables)
-    except jinja2.TemplateError as e:  # undefined names, sandbox refusals
-        raise InputError(f"chat template: {e}") from None
+    return render_template(template, source, messages=messages, bos_token=bos_token, eos_token=eos_token,
+                           add_generation_prompt=add_generation_prompt, **variables)
 
 
 def chat_prompt(tokenizer, prompt: str, system: str | None = None) -> list[int]:
     """One user turn (after an optional system message), ready for the assistant's reply: in the
     checkpoint's own chat template if it has one, else in Llama 3's header format."""
     if tokenizer.chat_template is None:
+        if not hasattr(tokenizer, "start_header_id"):  # a vocabulary of its own, not Llama 3's tokenizer.model
+            raise InputError(f"{shown(tokenizer.source)}: has no chat template, so --chat cannot know how this "
+                             "model writes a conversation; run without --chat")
         return llama3_chat_tokens(tokenizer, prompt, system)
     messages = ([{"role": "system", "content": system}] if system is not None else []) + [
         {"role": "user", "content": prompt}]
@@ -129,12 +81,12 @@ def chat_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool = T
     ending "<|im_start|>assistant\\n", where the model starts to write.
     """
     if not tokenizer.chat_template:
-        raise InputError(f"{tokenizer.source}: has no chat template (tokenizer.chat_template)")
+        raise InputError(f"{shown(tokenizer.source)}: has no chat template (tokenizer.chat_template)")
 
     def text(i):
         return "" if i is None else tokenizer.token_text(i)
 
     rendered = render_chat(tokenizer.chat_template, messages, bos_token=text(tokenizer.bos_id),
                            eos_token=text(tokenizer.eos_id), add_generation_prompt=add_generation_prompt,
-                           **variables)
+                           source=getattr(tokenizer, "template_source", None) or tokenizer.source, **variables)
     return tokenizer.encode(rendered, bos=False, eos=False, allowed_special="all")

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, shown
 from ..files import read_json, read_text_file
 from .tokenizer import PAT_STR as LLAMA3_PAT
 from .vocab import CONTROL, GPT2_PAT, NORMAL, PRE_TOKENIZERS, USER_DEFINED, BPETokenizer
@@ -113,12 +113,36 @@ def tokenizer_from_json(path: str | Path) -> BPETokenizer:
     add_bos = config.get("add_bos_token")
     if add_bos is None:  # then the post-processor says: does its template start with BOS?
         add_bos = bos_id is not None and _template_starts_with(data.get("post_processor"), tokens[bos_id])
-    template = config.get("chat_template")
+    template, template_source = _default_template(config.get("chat_template"), config_path), config_path
     if template is None and path.with_name("chat_template.jinja").exists():
-        template = read_text_file(path.with_name("chat_template.jinja"), "chat template")
-    return BPETokenizer(source=str(path), tokens=tokens, types=types, merges=merges, pre="tokenizer.json",
-               patterns=patterns, bos_id=bos_id, eos_id=eos_id, add_bos=bool(add_bos),
-               chat_template=template, key="model.merges")
+        template_source = path.with_name("chat_template.jinja")
+        template = read_text_file(template_source, "chat template")
+    tokenizer = BPETokenizer(source=str(path), tokens=tokens, types=types, merges=merges, pre="tokenizer.json",
+                             patterns=patterns, bos_id=bos_id, eos_id=eos_id, add_bos=bool(add_bos),
+                             chat_template=template, key="model.merges")
+    tokenizer.template_source = str(template_source)
+    return tokenizer
+
+
+def _default_template(value, config_path: Path) -> str | None:
+    """tokenizer_config.json's "chat_template": one template, or (as transformers also accepts) a
+    list of named ones, [{"name": "default", "template": "..."}, {"name": "tool_use", ...}], of
+    which a plain chat uses "default"."""
+    if value is None or isinstance(value, str):
+        return value
+    where = f"{shown(str(config_path))}: chat_template"
+    if not isinstance(value, list):
+        raise InputError(f"{where} must be a string or a list of {{\"name\", \"template\"}} objects, "
+                         f"got {type(value).__name__}")
+    named = {}
+    for i, item in enumerate(value):
+        if not (isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("template"), str)):
+            raise InputError(f"{where}[{i}] must be an object with a string \"name\" and \"template\"")
+        named[item["name"]] = item["template"]
+    if "default" not in named:
+        raise InputError(f"{where} names {', '.join(shown(n, 40) for n in named) or 'no templates'} but no "
+                         "\"default\", the one a plain chat uses")
+    return named["default"]
 
 
 def _patterns_from_json(node: dict | None, path: Path) -> tuple[str, ...]:
