@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import one_line_error
 from reference.errors import InputError
 from reference.text import template
 from reference.text.chat import render_chat

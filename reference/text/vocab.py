@@ -28,8 +28,7 @@ from pathlib import Path
 import regex  # \p{N} and friends, as in bpe.py
 import tiktoken
 
-from .bpe import encode_piece
-from ..errors import InputError
+from ..errors import InputError, shown
 from .tokenizer import PAT_STR as LLAMA3_PAT, checked_ids
 
 # GPT-2's pattern, which Hugging Face's ByteLevel pre-tokenizer applies (llama.cpp's copy drops
@@ -70,6 +69,11 @@ def bytes_to_unicode() -> dict[int, str]:
 BYTE_OF = {char: byte for byte, char in bytes_to_unicode().items()}
 
 
+# A pre-tokenizer regex comes from the model's file: one that backtracks catastrophically on
+# some text would hang `encode`, so each match runs against this deadline (the regex package's).
+REGEX_TIMEOUT_S = 10.0
+
+
 def split_isolated(pieces: Iterable[str], pattern: str) -> list[str]:
     """Cut every piece around each match of `pattern`, keeping the matches and what lies between.
 
@@ -78,7 +82,7 @@ def split_isolated(pieces: Iterable[str], pattern: str) -> list[str]:
     out = []
     for piece in pieces:
         start = 0
-        for match in regex.finditer(pattern, piece):
+        for match in regex.finditer(pattern, piece, timeout=REGEX_TIMEOUT_S):
             out += [piece[start:match.start()], match.group()]
             start = match.end()
         out.append(piece[start:])
@@ -127,8 +131,18 @@ class BPETokenizer:
         self._missing = bytes(b for b in range(256) if self._rank_to_id[b] < 0)
         self._ranks = ranks
         self.patterns = patterns
-        self.model = tiktoken.Encoding(name=Path(source).name, pat_str=patterns[-1], mergeable_ranks=ranks,
-                                       special_tokens={})
+        for i, pattern in enumerate(patterns):  # each compiles, in Python's regex and in tiktoken's Rust one
+            try:
+                regex.compile(pattern)
+            except (regex.error, TypeError) as e:
+                raise InputError(f"{shown(source)}: pre-tokenizer regex {i} does not compile ({shown(e, 100)}): "
+                                 f"{shown(pattern, 80)}") from None
+        try:
+            self.model = tiktoken.Encoding(name=Path(source).name, pat_str=patterns[-1], mergeable_ranks=ranks,
+                                           special_tokens={})
+        except ValueError as e:
+            raise InputError(f"{shown(source)}: tiktoken cannot compile the pre-tokenizer regex ({shown(e, 100)}): "
+                             f"{shown(patterns[-1], 80)}") from None
 
         eot = [self.special_tokens[t] for t in END_OF_TURN if t in self.special_tokens]
         self.stop_tokens = {eos_id, *eot}
@@ -158,10 +172,25 @@ class BPETokenizer:
         ids = [self.bos_id] if bos and self.add_bos else []
         matchable = {**self.user_defined, **{t: self.special_tokens[t] for t in allowed}}
         for piece, special in _split_special(text, matchable):
-            ids += [special] if special is not None else self._encode_ordinary(piece)
+            ids += [special] if special is not None else self._guarded(self._encode_ordinary, piece)
         if eos:
             ids.append(self.eos_id)
         return ids
+
+    def _guarded(self, encode, text: str) -> list[int]:
+        """`encode(text)`, with what the file's regexes or tiktoken's Rust core can do to a
+        stranger's text turned into one line: a regex past its deadline, a panic (pyo3's
+        PanicException is a BaseException, which `except Exception` would let through)."""
+        try:
+            return encode(text)
+        except TimeoutError:
+            raise InputError(f"{shown(self.source)}: a pre-tokenizer regex ran past {REGEX_TIMEOUT_S:g} s on this "
+                             "text (catastrophic backtracking); the tokenizer cannot split it") from None
+        except BaseException as e:
+            if type(e).__name__ != "PanicException":
+                raise
+            raise InputError(f"{shown(self.source)}: the tokenizer failed on this text "
+                             f"({shown(str(e).splitlines()[0] if str(e) else 'a panic', 120)})") from None
 
     def _encode_ordinary(self, text: str) -> list[int]:
         """Ids for text holding no special token: every pre-tokenizer pattern, then BPE."""
@@ -182,15 +211,17 @@ class BPETokenizer:
         # A byte the vocabulary lacks (SmolLM2 lacks 21: six control characters such as \x04,
         # 0xF1 and 0xF2 that start U+40000-U+BFFFF, and bytes UTF-8 never uses) is dropped
         # *before* merging, as Hugging Face's BPE does, so the bytes either side of it may merge:
-        # "!\x04!" is the one token "!!" (llama.cpp drops it after: "!", "!"). Rare, so plain
-        # Python: bpe.encode_piece.
+        # "!\x04!" is the one token "!!" (llama.cpp drops it after: "!", "!"). The bytes kept
+        # are merged by tiktoken's own BPE over bytes, in linear time: bpe.encode_piece, the
+        # from-scratch version, is quadratic in a piece's length, and a piece is as long as the
+        # user's run of one character (60 KB of U+40000 took minutes).
         ranks = []
-        for piece in regex.findall(self.patterns[-1], text):
+        for piece in regex.findall(self.patterns[-1], text, timeout=REGEX_TIMEOUT_S):
             if not self._lacks_bytes(piece):
                 ranks += self.model.encode_ordinary(piece)  # a match alone is matched whole again
                 continue
             kept = bytes(b for b in piece.encode("utf-8") if b not in self._missing)
-            ranks += [self._ranks[kept]] if kept in self._ranks else encode_piece(kept, self._ranks) if kept else []
+            ranks += self.model._encode_single_piece(kept) if kept else []
         return ranks
 
     def decode(self, ids: Iterable[int]) -> str:
