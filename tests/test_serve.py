@@ -118,6 +118,12 @@ def test_a_head_comes_on_demand_with_masked_scores_as_null(server):
     ("/api/append", {"token": 10 ** 6}, None, 400, "token 1000000 is out of range"),
     ("/api/attention?layer=30&head=0", None, None, 400, "layer 30 is out of range"),
     ("/api/attention?layer=0&head=x", None, None, 400, "'head' must be an integer"),
+    ("/api/attention?layer=%C2%B2&head=0", None, None, 400, "'layer' must be an integer"),  # '²' is a digit to isdigit
+    ("/api/attention?layer=--1&head=0", None, None, 400, "'layer' must be an integer"),
+    ("/api/attention?layer=" + "9" * 5000 + "&head=0", None, None, 400, "'layer' must be an integer"),
+    ("/api/run", None, b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+    ("/api/run", None, b'{"prompt": "x", "position": ' + b"9" * 5000 + b"}", 400, "JSON cannot read"),
+    ("/api/run", {"prompt": "\x04\x04"}, None, 400, "encodes to no tokens"),  # bytes SmolLM2 lacks, no BOS
     ("/static/../serve.py", None, None, 404, "not found"),
     ("/nowhere", None, None, 404, "not found"),
 ])

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from pathlib import Path
 
 from . import state
-from ..errors import InputError, is_int
+from ..errors import InputError, is_int, shown
 
 STATIC = Path(__file__).parent / "static"
 SITE = Path(__file__).resolve().parents[2] / "site"  # `mkdocs build` writes the docs here
@@ -80,6 +81,10 @@ def create_app(checkpoint, trained: bool):
             value = json.loads(data or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BadRequest(f"the body is not valid JSON ({getattr(e, 'msg', e)})") from None
+        except RecursionError:  # [[[[…]]]] 100,000 deep: the parser recurses once a level
+            raise BadRequest("the body is JSON nested too deeply") from None
+        except ValueError as e:  # an integer of more than 4,300 digits
+            raise BadRequest(f"the body holds a value JSON cannot read here ({str(e)[:80]})") from None
         if not isinstance(value, dict):
             raise BadRequest("the body must be a JSON object")
         for key, v in value.items():
@@ -121,6 +126,8 @@ def create_app(checkpoint, trained: bool):
         if len(prompt) > MAX_PROMPT_CHARS:
             raise BadRequest(f"the prompt is {len(prompt):,} characters; at most {MAX_PROMPT_CHARS:,}")
         tokens = tokenizer.encode(prompt, bos=True, eos=False)
+        if not tokens:
+            raise BadRequest("the prompt encodes to no tokens at all (every byte of it is one the vocabulary lacks)")
         if len(tokens) > explorer.limit():
             raise BadRequest(f"the prompt is {len(tokens)} tokens; this explorer takes at most {explorer.limit()}")
 
@@ -131,18 +138,16 @@ def create_app(checkpoint, trained: bool):
 
     async def append(request):
         value = await body(request, {"token": int, "position": int})
-        if not explorer.tokens:
-            raise BadRequest("nothing to append to: run a prompt first", 409)
-        if len(explorer.tokens) >= explorer.limit():
-            raise BadRequest(f"the prompt has reached {explorer.limit()} tokens, this explorer's limit")
         token = value.get("token")
-        if token is None:
-            token = int(explorer.trace["next_token"])
-        if not 0 <= token < checkpoint.args.vocab_size:
+        if token is not None and not 0 <= token < checkpoint.args.vocab_size:
             raise BadRequest(f"token {token} is out of range: the vocabulary has {checkpoint.args.vocab_size:,}")
 
-        def work():
-            explorer.append(token)
+        def work():  # checked under the lock: two appends at once must not both pass the limit
+            if not explorer.tokens:
+                raise BadRequest("nothing to append to: run a prompt first", 409)
+            if len(explorer.tokens) >= explorer.limit():
+                raise BadRequest(f"the prompt has reached {explorer.limit()} tokens, this explorer's limit")
+            explorer.append(int(explorer.trace["next_token"]) if token is None else token)
             return answer(position_of({"position": value.get("position")}))
         return JSONResponse(await compute(work))
 
@@ -188,9 +193,10 @@ def _is(value, kind) -> bool:
 
 
 def _int_query(request, name: str, size: int) -> int:
+    """An integer query parameter, strictly: ASCII digits, at most 9 of them (no '²', '--1' or 5,000 digits)."""
     raw = request.query_params.get(name)
-    if raw is None or not raw.lstrip("-").isdigit():
-        raise BadRequest(f"query parameter {name!r} must be an integer, got {raw!r}")
+    if raw is None or not re.fullmatch(r"-?[0-9]{1,9}", raw):
+        raise BadRequest(f"query parameter {name!r} must be an integer, got {shown(repr(raw), 40)}")
     value = int(raw)
     if not 0 <= value < size:
         raise BadRequest(f"{name} {value} is out of range (0 … {size - 1})")
