@@ -151,7 +151,6 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, _mode_for(path))  # mkstemp makes the file private
-
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
