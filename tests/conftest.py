@@ -116,11 +116,12 @@ def smollm2_hf_tokenizer(smollm2_file):
 # --- two workers: `pytest -n 2` (pytest-xdist) ---
 #
 # Tests that share a slow session fixture go to one worker, so that it is built once there:
-# transformers' SmolLM2 (~15 s to load: test_check, test_gguf, test_serve), the built site and
-# Chromium (test_docs, test_serve), the notebooks' kernels (test_notebooks). Each other file is a
-# unit of its own. The two big units are handed out first, so neither is left for the end.
-GROUPS = {"test_check.py": "transformers-and-browser", "test_gguf.py": "transformers-and-browser",
+# transformers' SmolLM2 (~15 s to load: test_check_transformers, test_gguf, test_serve), the built site and
+# Chromium (test_docs, test_docs_build, test_serve), the notebooks' kernels (test_notebooks). Each other file is
+# a unit of its own. The two big units are handed out first, so neither is left for the end.
+GROUPS = {"test_check_transformers.py": "transformers-and-browser", "test_gguf.py": "transformers-and-browser",
           "test_serve.py": "transformers-and-browser", "test_docs.py": "transformers-and-browser",
+          "test_docs_build.py": "transformers-and-browser",
           "test_notebooks.py": "notebooks"}
 
 

@@ -3,21 +3,19 @@
 Every buggy trace is made by tests/learner.py, a NumPy pass written apart from reference/, so
 a diagnosis is tested against a mistake as a learner makes it, not against its own recomputation.
 Bugs sit in layer 2 of the tiny model's 4 (layers 0 and 1 must be passed as correct), unless
-the mistake is one of the whole pass (tokens, freqs_cis, the final norm).
+the mistake is one of the whole pass (tokens, freqs_cis, the final norm). Correct traces pass,
+each cause id has its test here, and traces holding only a few names are diagnosed too;
+transformers' own trace is in tests/test_check_transformers.py, the command line in
+tests/test_check_cli.py.
 """
 
-import json
-import sys
-
-import numpy as np
 import pytest
 import torch
 
 from learner import Bugs, learner_trace
 from reference.check.causes import CAUSES
 from reference.check import assert_matches_reference, check_trace
-from reference.errors import InputError
-from reference.run import run_trace, save_trace
+from reference.run import run_trace
 
 PROMPT = "The capital of France is"  # 6 tokens with BOS on the tiny model's tokenizer
 
@@ -208,158 +206,3 @@ def test_a_difference_no_mistake_explains_is_described_not_guessed(tiny, tokens)
     report = check_trace(trace, tiny, PROMPT)
     assert (report.first_divergent, report.cause) == ("layers.2.v", None), str(report)
     assert "only kv head 1 differs" in report.evidence and report.where["kv head"] == 1
-
-
-# --- transformers' own trace, in its own layout ---
-
-def hf_layout_trace(model, tokens, monkeypatch) -> dict[str, torch.Tensor]:
-    """LlamaForCausalLM's tensors through forward hooks, queries and keys in its own row order."""
-    from transformers.models.llama import modeling_llama
-
-    c = model.config
-    H, K, d = c.num_attention_heads, c.num_key_value_heads, c.head_dim
-    out: dict = {}
-
-    def keep(name, f=lambda t: t, before=False):
-        def hook(module, args, result=None):
-            t = args[0] if before else (result[0] if isinstance(result, tuple) else result)
-            out[name] = f(t[0].detach())
-        return hook
-
-    per_head = lambda n: lambda t: t.unflatten(-1, (n, d)).transpose(0, 1)  # noqa: E731 [T, n·d] -> [n, T, d]
-    hooks = [model.model.embed_tokens.register_forward_hook(keep("embeddings")),
-             model.model.norm.register_forward_hook(keep("norm")), model.lm_head.register_forward_hook(keep("logits"))]
-    for i, layer in enumerate(model.model.layers):
-        p, attn = f"layers.{i}.", layer.self_attn
-        hooks += [layer.input_layernorm.register_forward_hook(keep(p + "attention_norm")),
-                  attn.q_proj.register_forward_hook(keep(p + "q", per_head(H))),
-                  attn.k_proj.register_forward_hook(keep(p + "k", per_head(K))),
-                  attn.v_proj.register_forward_hook(keep(p + "v", per_head(K))),
-                  attn.o_proj.register_forward_pre_hook(keep(p + "attention", before=True)),
-                  attn.o_proj.register_forward_hook(keep(p + "attention_out")),
-                  layer.post_attention_layernorm.register_forward_pre_hook(keep(p + "h", before=True)),
-                  layer.post_attention_layernorm.register_forward_hook(keep(p + "ffn_norm")),
-                  layer.mlp.register_forward_hook(keep(p + "ffn_out")), layer.register_forward_hook(keep(p + "out"))]
-    rotated = []
-    original = modeling_llama.apply_rotary_pos_emb
-
-    def recording(*args, **kwargs):
-        q, k = original(*args, **kwargs)
-        rotated.append((q[0].detach(), k[0].detach()))
-        return q, k
-
-    monkeypatch.setattr(modeling_llama, "apply_rotary_pos_emb", recording)
-    try:
-        with torch.no_grad():
-            result = model(torch.tensor([tokens]), output_attentions=True)
-    finally:
-        for h in hooks:
-            h.remove()
-    for i, ((q, k), probs) in enumerate(zip(rotated, result.attentions)):
-        out.update({f"layers.{i}.q_rotated": q, f"layers.{i}.k_rotated": k,
-                    f"layers.{i}.attention_weights": probs[0].detach()})
-    return {"tokens": torch.tensor(tokens), **out}
-
-
-def test_transformers_trace_in_its_own_layout_matches_on_a_synthesized_checkpoint(tiny, tokens, monkeypatch):
-    from reference.verify.parity import hf_model
-
-    trace = hf_layout_trace(hf_model(tiny.weights, tiny.args, tied=False), tokens, monkeypatch)
-    report = assert_matches_reference(trace, tiny, PROMPT)
-    assert report.layout == "hf" and len(report.checked) == len(trace)
-
-
-def test_transformers_trace_of_smollm2_in_its_own_layout_matches(smollm2, smollm2_hf, monkeypatch):
-    tokens = smollm2.tokenizer.encode(PROMPT, bos=True, eos=False)
-    report = assert_matches_reference(hf_layout_trace(smollm2_hf, tokens, monkeypatch), smollm2)
-    assert report.layout == "hf" and report.dtype == "float32"
-
-
-def test_assert_matches_reference_fails_with_the_reports_first_lines(tiny, tokens):
-    with pytest.raises(AssertionError, match="first difference: layers.2.scores") as excinfo:
-        assert_matches_reference(learner_trace(tiny, tokens, Bugs(scale=1.0, layer=2)), tiny, PROMPT)
-    assert "cause attention-scale" in str(excinfo.value)
-
-
-# --- the command line ---
-
-def cli(capsys, *argv):
-    """`python -m reference ARGV`, through cli.main: (exit code, stdout, stderr)."""
-    from reference.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def trace_files(tiny, tokens, tmp_path_factory):
-    """A correct float32 trace, the same in bfloat16, and one with SiLU on the up projection, as .npz."""
-    d = tmp_path_factory.mktemp("traces")
-    good, low = (save_trace(run_trace(tokens, tiny.weights, tiny.args, dtype=t), d / f"{n}.npz")
-                 for n, t in (("float32", torch.float32), ("bfloat16", torch.bfloat16)))
-    np.savez(d / "swapped.npz", **learner_trace(tiny, tokens, Bugs(swap_gate=True, layer=2)))
-    return good, low, d / "swapped.npz"
-
-
-def test_cli_check_exits_0_on_a_match_and_1_with_the_report_on_a_difference(capsys, tiny_dir, trace_files):
-    good, _, swapped = trace_files
-    code, out, err = cli(capsys, "check", str(good), "--checkpoint", str(tiny_dir))
-    assert (code, err) == (0, "") and "match: all 62 tensors" in out
-    code, out, _ = cli(capsys, "check", str(swapped), "--checkpoint", str(tiny_dir), "--prompt", PROMPT)
-    assert code == 1 and "first difference: layers.2.ffn_out" in out and "cause swiglu-branches" in out
-
-
-def test_cli_check_json_is_one_object_with_the_named_fields(capsys, tiny_dir, trace_files):
-    code, out, _ = cli(capsys, "check", str(trace_files[2]), "--checkpoint", str(tiny_dir), "--json")
-    report = json.loads(out)
-    assert code == 1 and len(out.strip().splitlines()) == 1
-    assert {k: report[k] for k in ("match", "first_divergent", "cause", "layout", "dtype")} == {
-        "match": False, "first_divergent": "layers.2.ffn_out", "cause": "swiglu-branches", "layout": "meta",
-        "dtype": "float32"}
-    assert report["max_error"] > 0.1 and report["where"]["layer"] == 2 and report["missing"] == []
-    assert report["checked"][-1] == "layers.2.ffn_out"
-
-
-def test_cli_check_maps_your_own_names(capsys, tiny, tiny_dir, tokens, tmp_path):
-    trace = learner_trace(tiny, tokens, Bugs(tiled_kv=True, layer=2))
-    theirs = {"ids": trace["tokens"], **{f"blocks.{i}.attn.{s}": trace[f"layers.{i}.{s}"]
-                                         for i in range(tiny.args.n_layers) for s in ("q", "k", "scores")}}
-    np.savez(tmp_path / "theirs.npz", **theirs)
-    (tmp_path / "names.json").write_text(json.dumps({"ids": "tokens", "blocks.{i}.attn.q": "layers.{i}.q",
-                                                     "blocks.{i}.attn.k": "layers.{i}.k",
-                                                     "blocks.{i}.attn.scores": "layers.{i}.scores"}))
-    code, out, _ = cli(capsys, "check", str(tmp_path / "theirs.npz"), "--checkpoint", str(tiny_dir), "--names",
-                       str(tmp_path / "names.json"), "--json")
-    report = json.loads(out)
-    assert (code, report["first_divergent"], report["cause"]) == (1, "layers.2.scores", "gqa-grouping")
-
-
-@pytest.mark.parametrize("content, message", [
-    (None, "blocks.0.attn.q: not a name of the trace contract"),
-    (b"", "is empty"),
-    (b"not a zip file at all", "not an .npz file"),
-])
-def test_cli_check_bad_input_is_one_line_and_exit_2(capsys, tiny_dir, tmp_path, content, message):
-    path = tmp_path / "trace.npz"
-    if content is None:
-        np.savez(path, **{"blocks.0.attn.q": np.zeros((8, 6, 16), np.float32)})
-    else:
-        path.write_bytes(content)
-    code, out, err = cli(capsys, "check", str(path), "--checkpoint", str(tiny_dir))
-    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1 and message in err, err
-
-
-def test_a_layer_the_checkpoint_lacks_is_refused_naming_it(tiny):
-    with pytest.raises(InputError, match="layers.9.q: the checkpoint has 4 layers"):
-        check_trace({"layers.9.q": np.zeros((8, 6, 16), np.float32)}, tiny, PROMPT)
-
-
-def test_cli_compare_shows_every_layer_and_where_two_traces_part(capsys, trace_files, tmp_path):
-    good, low, swapped = trace_files
-    code, out, _ = cli(capsys, "compare", str(good), str(low), "--plot", str(tmp_path / "errors.png"))
-    assert code == 0 and "(bfloat16)" in out and "every tensor agrees within 0.08" in out, out
-    assert len([ln for ln in out.splitlines() if ln.strip().split(" ")[0].isdigit()]) == 4  # one row per layer
-    assert (tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, out, _ = cli(capsys, "compare", str(good), str(swapped))
-    assert code == 1 and "they first part beyond 0.0001 at layers.2.ffn_out" in out

@@ -1,155 +1,34 @@
-"""The docs site: built with `mkdocs build --strict` (every page's code runs), then read in Chromium.
+"""The docs site in headless Chromium: every page of the built site (tests/docs_site.py), served
+on localhost, installing Debian's `chromium` and `chromium-driver` first if it must and can.
 
-The build runs once per session into a temporary directory. `strict` turns every warning into
-a failure: a code block that raises, a missing snippet, a broken link or a missing image. The
-browser test serves the built site on localhost, opens every page in headless Chromium
-(installing the Debian packages `chromium` and `chromium-driver` first if it must and can),
-and fails on console errors, failed requests, images that do not load and internal links
-that lead nowhere; it saves screenshots of the RoPE and attention pages, light and dark,
-under its temporary directory.
+The browser test fails on console errors, failed requests, images that do not load, internal
+links that lead nowhere and notebook links that save no notebook of the page's code; it saves
+screenshots of the RoPE and attention pages, light and dark, under its temporary directory. At
+a phone's width, figure text stays legible. tests/test_serve.py shares `chromium` and `browser`.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import os
 import posixpath
 import shutil
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILD_TIMEOUT_S = 600
+pytest.register_assert_rewrite("docs_site")  # imported here, before pytest loads it as a plugin (below)
+from docs_site import nav_pages  # noqa: E402
+
+pytest_plugins = ["docs_site"]  # the built site, shared with tests/test_docs_build.py
+
 APT_TIMEOUT_S = 900
 SCREENSHOT_PAGES = ("rope", "attention")
-
-
-@dataclass(frozen=True)
-class Build:
-    returncode: int
-    output: str  # mkdocs' log, stdout and stderr together
-    site: Path
-    seconds: float
-
-    def problems(self) -> str:
-        """The warnings and errors of the log, or its end if there are none."""
-        lines = [line for line in self.output.splitlines() if line.startswith(("WARNING", "ERROR")) or "Error" in line]
-        return "\n".join(lines[:40]) or self.output[-4000:]
-
-
-@pytest.fixture(scope="session")
-def built(tmp_path_factory, private_cache, tiny_dir) -> Build:
-    """`mkdocs build --strict` of this checkout, on the tiny checkpoint, into a temporary site/."""
-    pytest.importorskip("mkdocs", reason="the docs need the docs extra: pip install -e '.[docs]'")
-    if not (private_cache / "tiny-seed0").exists():  # the checkpoint the pages load: reuse the session's
-        (private_cache / "tiny-seed0").symlink_to(tiny_dir, target_is_directory=True)
-    site = tmp_path_factory.mktemp("docs") / "site"
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("LLAMA3_REFERENCE_8B", None)  # the test builds the tiny site; the real one is opt-in
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-                           "--site-dir", str(site)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=BUILD_TIMEOUT_S)
-    return Build(proc.returncode, proc.stdout + proc.stderr, site, time.perf_counter() - start)
-
-
-def nav_pages() -> list[str]:
-    """The Markdown files of mkdocs.yml's nav, in order."""
-    import yaml
-
-    def walk(node):
-        if isinstance(node, str):
-            yield node
-        elif isinstance(node, list):
-            for item in node:
-                yield from walk(item)
-        elif isinstance(node, dict):
-            for value in node.values():
-                yield from walk(value)
-
-    class Loader(yaml.SafeLoader):  # mkdocs.yml uses MkDocs' own `!relative` tag
-        pass
-
-    Loader.add_constructor("!relative", lambda loader, node: loader.construct_scalar(node))
-    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506
-    return list(walk(config["nav"]))
-
-
-def page_dir(md: str) -> str:
-    """'index.md' -> '', 'rope.md' -> 'rope/': where mkdocs writes a page (directory URLs)."""
-    return "" if md == "index.md" else md.removesuffix(".md") + "/"
-
-
-# --- the build ---
-
-
-def test_docs_build_strict_succeeds(built):
-    assert built.returncode == 0, f"mkdocs build --strict failed after {built.seconds:.0f} s:\n{built.problems()}"
-    print(f"mkdocs build --strict: {built.seconds:.1f} s")
-
-
-def test_every_page_of_the_nav_is_built(built):
-    assert built.returncode == 0, built.problems()
-    for md in nav_pages():
-        assert (ROOT / "docs" / md).is_file(), f"mkdocs.yml names docs/{md}, which does not exist"
-        assert (built.site / page_dir(md) / "index.html").is_file(), f"docs/{md} was not built"
-
-
-def _html(built: Build, md: str) -> str:
-    return (built.site / page_dir(md) / "index.html").read_text(encoding="utf-8")
-
-
-def test_every_step_page_shows_code_a_tensor_and_the_8b_shapes(built):
-    assert built.returncode == 0, built.problems()
-    steps = nav_pages()[1:11]  # the ten steps of the walk-through
-    assert steps[0] == "bpe.md" and steps[-1] == "prediction.md", steps
-    for md in steps:
-        html = _html(built, md)
-        assert 'class="filename">reference/' in html, f"{md}: no code included from reference/"
-        assert "<th>Llama 3 8B</th>" in html, f"{md}: no table of Llama 3 8B's shapes"
-        assert "Values on this page" in html, f"{md}: does not say where its values come from"
-
-
-def test_the_pictures_are_drawn_at_build_time(built):
-    assert built.returncode == 0, built.problems()
-    for md in ("index.md", "rmsnorm.md", "rope.md", "attention.md", "multi-head.md", "swiglu.md", "layers.md",
-               "prediction.md"):
-        assert '<figure class="l3-figure">' in _html(built, md), f"{md}: no picture"
-    assert 'class="l3-tokens"' in _html(built, "bpe.md"), "bpe.md: no coloured token spans"
-
-
-def test_the_8b_shapes_of_the_walkthrough_appear(built):
-    assert built.returncode == 0, built.problems()
-    html = "".join(_html(built, md) for md in nav_pages())
-    for shape in ("[17, 4096]", "[32, 128, 4096]", "[8, 128, 4096]", "[17, 64, 2]", "[17, 17]", "[17, 128256]"):
-        assert shape in html, shape
-
-
-# Records of a run that a build cannot repeat: the browser test's screenshot of the explorer, and
-# the benchmark's plot (written with performance.md by bench/bench.py). Each is named by its page.
-RECORDED_IMAGES = {"explorer.png": "explore.md", "performance-growth.svg": "performance.md"}
-
-
-def test_no_generated_image_is_committed():
-    images = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*")
-              if p.suffix.lower() in (".png", ".svg", ".jpg", ".jpeg", ".gif")}
-    assert images <= set(RECORDED_IMAGES), f"pictures are drawn at build time, not committed: {images - set(RECORDED_IMAGES)}"
-    for image in images:
-        assert f"]({image})" in (ROOT / "docs" / RECORDED_IMAGES[image]).read_text(encoding="utf-8"), image
-
-
-# --- the browser ---
 
 
 def _chromium_paths() -> tuple[str, str] | None:
@@ -185,31 +64,6 @@ def chromium() -> tuple[str, str]:
     if not found:
         pytest.skip("apt-get installed chromium and chromium-driver, but chromium or chromedriver is not on PATH")
     return found
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    failed: list[str]  # set per server: every request answered with an error status
-
-    def log_message(self, format, *args):  # quiet; errors are collected instead
-        pass
-
-    def send_error(self, code, message=None, explain=None):
-        self.failed.append(f"{code} {self.path}")
-        super().send_error(code, message, explain)
-
-
-@pytest.fixture(scope="session")
-def served(built):
-    """The built site on http://127.0.0.1:PORT/, and the list of requests that failed."""
-    assert built.returncode == 0, built.problems()
-    failed: list[str] = []
-    handler = type("Handler", (_Handler,), {"failed": failed})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(built.site)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", failed
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -400,12 +254,3 @@ def test_figures_stay_legible_at_phone_width(chromium, browser, served, built):
             checked += 1
             assert seen["smallest"] >= 6.5, f"{page}: figure text {seen['smallest']:.1f} px high at 390 px"
     assert checked >= 8, f"only {checked} pages with figures"
-
-
-def test_every_page_that_runs_code_links_its_notebook(built):
-    """The built site's notebooks/: one per page with code, linked under its title, valid, up to date."""
-    assert built.returncode == 0, built.problems()
-    from test_notebooks import check_site
-
-    problems = check_site(built.site)
-    assert not problems, "\n".join(problems)
