@@ -1,5 +1,6 @@
-"""The one exception type the project raises for problems with the user's input, and the two
-type checks that every validation of a number uses, and the last resort for everything else."""
+"""The one exception type the project raises for problems with the user's input, the type checks
+every validation of a value read from a file uses (`is_int`, `is_finite_number`, `expect`), and
+the last resort for everything else."""
 
 import errno
 import math
@@ -26,6 +27,33 @@ def is_int(value) -> bool:
 def is_finite_number(value) -> bool:
     """An int or a float (not a bool), neither infinite nor NaN."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+         dict: "an object"}
+
+
+def expect(value, kind: type, where: str):
+    """`value` when it is of `kind` as JSON means it (int: not a bool; float: any finite number),
+    else one line: `expect("false", bool, "cfg.json: add_bos_token")` ->
+    InputError('cfg.json: add_bos_token must be true or false, got the string "false"')."""
+    ok = is_int(value) if kind is int else is_finite_number(value) if kind is float else isinstance(value, kind)
+    if not ok:
+        raise InputError(f"{where} must be {KINDS.get(kind, kind.__name__)}, got {described(value)}")
+    return value
+
+
+def described(value) -> str:
+    """A value read from a file, named for an error: 'the string "false"', 'null', 'a list of 3'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"the string {shown(repr(value), 60)}"
+    if isinstance(value, (list, dict)):
+        return f"{'a list' if isinstance(value, list) else 'an object'} of {len(value):,}"
+    return shown(repr(value), 60)
 
 
 def shown(text: str, limit: int = 120) -> str:
