@@ -6,11 +6,15 @@ Every problem with the user's arguments or files is one line on stderr and exit 
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 
-from ..errors import InputError, last_resort
+from ..errors import InputError, last_resort, shown
 from .commands import BY_NAME, COMMANDS
 from .options import Parser
+
+MESSAGE_LIMIT = 2000  # characters of one error line; longer ones are cut, saying how long they were
 
 
 def build_parser() -> Parser:
@@ -27,12 +31,17 @@ def main(argv: list[str] | None = None) -> int:
         command = BY_NAME[options.command]
         from ..parallel import torchrun
 
-        if torchrun.launched():  # one of several ranks, started by torchrun: walk, trace or generate
-            torchrun.run(options, command.run)
-            return 0
-        return command.run(options) or 0  # check and compare: 0 it matches, 1 it differs
+        with warnings.catch_warnings():  # numpy's and torch's warnings are not for the user's terminal
+            if os.environ.get("LLAMA3_REFERENCE_TRACEBACK") != "1":
+                warnings.simplefilter("ignore")
+            if torchrun.launched():  # one of several ranks, started by torchrun: walk, trace or generate
+                torchrun.run(options, command.run)
+                return 0
+            return command.run(options) or 0  # check and compare: 0 it matches, 1 it differs
     except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        # The one way a message reaches the terminal: a path or name from a stranger's file may
+        # hold a newline or an escape code; `shown` writes them as escapes, never obeys them.
+        print(f"error: {shown(str(e), MESSAGE_LIMIT)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
