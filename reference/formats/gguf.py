@@ -69,14 +69,26 @@ def meta_name(gguf_name: str) -> str | None:
 
 # --- metadata -> ModelArgs ---
 
+# ModelArgs' fields as a GGUF spells them, so that its checks ("dim 100 is not divisible by
+# n_heads 3") name the keys of the user's file. The SwiGLU sizes come from feed_forward_length.
+KEY_OF_FIELD = {"dim": "llama.embedding_length", "n_layers": "llama.block_count", "vocab_size": "llama.vocab_size",
+                "n_heads": "llama.attention.head_count", "n_kv_heads": "llama.attention.head_count_kv",
+                "norm_eps": "llama.attention.layer_norm_rms_epsilon", "rope_theta": "llama.rope.freq_base",
+                "max_seq_len": "llama.context_length", "multiple_of": "llama.feed_forward_length",
+                "ffn_dim_multiplier": "llama.feed_forward_length / (8/3 · llama.embedding_length)"}
+
+
 def args_from_gguf(metadata: Mapping, source: str, rope_freqs: torch.Tensor | None = None) -> ModelArgs:
     """`ModelArgs` from the `llama.*` keys; every problem is one line naming `source` and the key.
 
-    GGUF stores the SwiGLU width (feed_forward_length), which is used as is (`args_with_ffn_width`).
+    The values' types were checked as the header was read (gguf_keys.KEYS); what ModelArgs
+    refuses here is how they fit together, said with the file's keys. GGUF stores the SwiGLU
+    width (feed_forward_length), which is used as is (`args_with_ffn_width`).
     """
     arch = metadata.get("general.architecture")
     if arch != "llama":
-        raise InputError(f"{source}: general.architecture is {arch!r}; only Llama (\"llama\") GGUF files load")
+        raise InputError(f"{source}: general.architecture is {shown(repr(arch))}; only Llama (\"llama\") GGUF "
+                         "files load")
 
     def key(name, default=KeyError):
         if f"llama.{name}" in metadata:
@@ -93,17 +105,20 @@ def args_from_gguf(metadata: Mapping, source: str, rope_freqs: torch.Tensor | No
                   max_seq_len=key("context_length", 8192))
     scaling = key("rope.scaling.type", "none")
     if scaling != "none":
-        raise InputError(f"{source}: llama.rope.scaling.type is {scaling!r}; Llama 3 scales RoPE by {ROPE_FREQS}")
+        raise InputError(f"{source}: llama.rope.scaling.type is {shown(repr(scaling))}; Llama 3 scales RoPE by "
+                         f"{ROPE_FREQS}")
+    width = key("feed_forward_length")
     try:
-        args = args_with_ffn_width(fields, key("feed_forward_length"))
-    except (TypeError, KeyError) as e:  # a value of the wrong kind before ModelArgs could name it
-        raise InputError(f"{source}: a llama.* value has the wrong type ({e})") from None
+        args = args_with_ffn_width(fields, width)
     except InputError as e:
-        raise InputError(f"{source}: {e}") from None
+        names = {**KEY_OF_FIELD, **({} if "llama.vocab_size" in metadata else {"vocab_size": "the number of tokens"})}
+        said = re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], str(e))
+        raise InputError(f"{source}: {said}") from None
     for name in ("rope.dimension_count", "attention.key_length", "attention.value_length"):
         if key(name, args.head_dim) != args.head_dim:
-            raise InputError(f"{source}: llama.{name} is {key(name)}, but embedding_length / head_count = "
-                             f"{args.head_dim}; Meta's Llama rotates and attends over whole heads of dim / n_heads")
+            raise InputError(f"{source}: llama.{name} is {key(name)}, but llama.embedding_length / "
+                             f"llama.attention.head_count = {args.head_dim}; Meta's Llama rotates and attends over "
+                             f"whole heads of dim / n_heads")
     return args if rope_freqs is None else _with_rope_scaling(args, rope_freqs, source)
 
 
@@ -121,8 +136,11 @@ def _with_rope_scaling(args: ModelArgs, rope_freqs: torch.Tensor, source: str) -
     got = rope_freqs.double()
     if torch.all(got == 1):
         return args
-    scaled = args.replace(use_scaled_rope=True, rope_scale_factor=float(got.max()), rope_low_freq_factor=1.0,
-                          rope_high_freq_factor=4.0, rope_original_max_seq_len=8192)
+    try:
+        scaled = args.replace(use_scaled_rope=True, rope_scale_factor=float(got.max()), rope_low_freq_factor=1.0,
+                              rope_high_freq_factor=4.0, rope_original_max_seq_len=8192)
+    except InputError as e:  # a largest divisor that is 0, negative, infinite or NaN
+        raise InputError(f"{source}: {ROPE_FREQS}: {e}") from None
     want = rope_frequencies(args, torch.float64) / rope_frequencies(scaled, torch.float64)  # [d/2]
     if not torch.allclose(got, want, rtol=1e-5, atol=0):
         j = int((got - want).abs().argmax())
