@@ -3,22 +3,18 @@
 Everything the project writes (traces, goldens, tables) goes through `write_atomic`, so an
 interrupted run never leaves a half-written file where a good one was; everything it reads
 that a person may have mistyped or half-downloaded fails in one line naming the file. A set of
-files that must change together (the goldens) is swapped in whole by `verify/swap.py`.
+files that must change together (the goldens) is swapped in whole by `verify/swap.py`; an .npz
+is read member by member by `npz.py`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import stat
 import tempfile
-import zipfile
-from collections.abc import Mapping
 from pathlib import Path
-
-import numpy as np
 
 from .errors import InputError, shown
 
@@ -143,6 +139,17 @@ def check_free_space(directory: Path, needed: int, what: str, hint: str = "") ->
                          "free some space or choose another directory")
 
 
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes (what can be allocated without swapping); None off Linux."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write beside `path`, then rename over it: an interrupted write leaves the old file whole."""
     path = Path(path)
@@ -171,28 +178,6 @@ def _mode_for(path: Path) -> int:
 
 def write_text(path: str | Path, text: str) -> Path:
     return write_atomic(Path(path), text.encode("utf-8"))
-
-
-def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
-    """np.savez_compressed, but with fixed timestamps (same arrays, same bytes) and atomic."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w") as f:
-                np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
-    return write_atomic(Path(path), buffer.getvalue())
-
-
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file; never unpickles (an object array is refused, not run)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {name: f[name] for name in f.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:  # pickles, truncation, garbage
-        problem = "holds pickled objects" if "allow_pickle" in str(e) else f"is not a readable .npz ({type(e).__name__})"
-        raise InputError(f"{path}: {problem}; an .npz of plain arrays is expected") from None
 
 
 def cache_dir() -> Path:

@@ -17,19 +17,9 @@ import torch
 from . import batched, model
 from .config import ModelArgs
 from .errors import InputError
-from .files import check_out_dir, read_npz, write_atomic
+from .files import available_memory, check_out_dir, write_atomic
+from .npz import read_npz
 from .trace import MASKED_FILL, STEP_WEIGHTS, step, trace_bytes, trace_shapes
-
-
-def available_memory() -> int | None:
-    """MemAvailable from /proc/meminfo in bytes (what can be allocated without swapping); None off Linux."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def check_trace_fits(args: ModelArgs, n_tokens: int, dtype: torch.dtype) -> None:

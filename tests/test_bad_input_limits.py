@@ -19,7 +19,8 @@ from reference.formats.params import args_from_params
 from reference.errors import InputError, unexpected
 from reference.formats import load_checkpoint
 from reference.formats.hf import args_from_hf_config
-from reference.run import available_memory, run_trace
+from reference.files import available_memory
+from reference.run import run_trace
 from reference.trace import trace_bytes, trace_shapes
 
 

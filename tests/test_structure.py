@@ -1,4 +1,5 @@
-"""The rooms of reference/ and bench/: which file may import which, and how long a file may grow.
+"""The rooms of reference/ and bench/: which file may import which, and how long a file may grow
+(there, in tests/ and in the docs' helpers).
 
 These read the source, not the behaviour: they keep the layout a newcomer can find their way
 in (the pass at the root, each tool in a room of its own, one concept a file, the literal model
@@ -17,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "reference"
 FILES = sorted(ROOT.rglob("*.py"))
 BENCH_FILES = sorted((REPO / "bench").glob("*.py"))
+AROUND = sorted([*(REPO / "tests").glob("*.py"), *(REPO / "docs").glob("_*.py")])  # the tests, the docs' helpers
 ROOMS = sorted(p.parent for p in ROOT.glob("*/__init__.py"))
 MAX_LINES = 300
 
@@ -90,7 +92,7 @@ def test_bench_has_no_import_circle_and_nothing_imports_the_benchmark_script():
     assert [name for name, targets in graph.items() if "bench" in targets] == []
 
 
-@pytest.mark.parametrize("path", FILES + BENCH_FILES, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", FILES + BENCH_FILES + AROUND, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_source_file_is_longer_than_a_sitting(path):
     assert len(path.read_text(encoding="utf-8").splitlines()) <= MAX_LINES
 
@@ -100,7 +102,7 @@ def test_no_source_file_is_longer_than_a_sitting(path):
 def test_the_root_holds_the_pass_and_a_few_shared_helpers():
     root = sorted(p.stem for p in ROOT.glob("*.py"))
     assert root == ["__init__", "__main__", "batched", "config", "errors", "files", "generate", "lens", "model",
-                    "run", "trace", "upcast"]
+                    "npz", "run", "trace", "upcast"]
 
 
 def test_the_literal_model_imports_only_its_sizes_and_the_upcast():

@@ -10,7 +10,6 @@ implementation's queries and keys come in its own row order (formats/layout.py e
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -20,6 +19,7 @@ import torch
 from ..config import ModelArgs
 from ..errors import InputError
 from ..files import read_head, read_json
+from ..npz import read_npz
 from ..formats.layout import activation_to_adjacent_pairs
 from .difference import difference, unmask
 from .replay import K, K_ROTATED, NEXT_TOKEN, Q, Q_ROTATED, SCORES, TOKENS, ReplayWeights, compute
@@ -32,28 +32,22 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the seco
 
 
 def read_trace_file(path: str | Path) -> dict[str, np.ndarray]:
-    """An .npz of named arrays; anything else is one line naming the file."""
+    """An .npz of named arrays, read by `npz.read_npz`, which checks every member before
+    inflating it; anything else is one line naming the file (and the member at fault)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a directory; expected a trace .npz file")
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if not path.is_file():  # opening a FIFO would wait for a writer
+        raise InputError(f"{path}: is not a regular file (a device, FIFO or socket); expected a trace .npz file")
     head = read_head(path, 8)
     if not head:
         raise InputError(f"{path}: is empty; expected a trace .npz file (np.savez of named arrays)")
     if not head.startswith(ZIP_MAGIC):
         what = "a single .npy array" if head.startswith(b"\x93NUMPY") else f"it starts with {head!r}"
         raise InputError(f"{path}: not an .npz file ({what}); write the trace with np.savez(path, **tensors)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {}
-            for name in f.files:
-                try:
-                    arrays[name] = f[name]
-                except ValueError as e:  # an object array, or a member that is not .npy
-                    raise InputError(f"{path}: {name}: cannot be read as a NumPy array ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise InputError(f"{path}: not a readable .npz file ({e})") from None
+    arrays = read_npz(path, "a trace .npz (np.savez(path, **tensors))")
     if not arrays:
         raise InputError(f"{path}: holds no arrays; a trace holds at least one tensor of TRACE.md")
     return arrays

@@ -104,7 +104,8 @@ class BPETokenizer:
         ids = {token: i for i, token in enumerate(tokens)}
         if len(ids) != len(tokens):  # llama.cpp refuses such a file too
             first = next(t for i, t in enumerate(tokens) if ids[t] != i)
-            raise InputError(f"{source}: token {first!r} appears twice, as ids {tokens.index(first)} and {ids[first]}")
+            raise InputError(f"{shown(source)}: token {shown(repr(first), 60)} appears twice, as ids "
+                             f"{tokens.index(first)} and {ids[first]}")
 
         # Control tokens (and "unknown" ones such as <unk>) are matched in the text only when the
         # caller allows them; user-defined ones (like <think>) always, as llama.cpp and

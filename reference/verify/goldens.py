@@ -32,7 +32,8 @@ import torch
 from ..errors import InputError
 from .tolerances import changes, kind
 from .swap import lock_beside, recover_dir, stage_dir, swap_in
-from ..files import read_json, read_npz, write_npz, write_text
+from ..files import read_json, write_text
+from ..npz import read_npz, write_npz
 from ..run import run_trace
 
 GOLDENS_DIR = Path(__file__).resolve().parents[2] / "goldens"
@@ -116,7 +117,7 @@ def _stored(t: torch.Tensor) -> np.ndarray:
     return t.to(torch.float64).numpy().astype(STORED_DTYPE)
 
 
-# --- files: human-readable beside the arrays (written by files.write_npz, atomically) ---
+# --- files: human-readable beside the arrays (written by npz.write_npz, atomically) ---
 
 def token_listing(text: str, ids: list[int], tokenizer) -> str:
     """The human-readable golden of the tokens: the prompt, then one `[id, "text"]` per line."""
