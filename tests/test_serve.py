@@ -207,3 +207,36 @@ def save_screenshot(driver, path):
             sheet.paste(part, ((width - part.width) // 2, y))
             y += part.height + 16
         sheet.quantize(256).save(target, optimize=True)
+
+
+def raw_request(url: str, head: bytes, body: bytes, wait: float) -> bytes:
+    """Send a request whose body stops short of its Content-Length; what came back within `wait`."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait + 5) as s:
+        s.sendall(head + body)
+        try:
+            return s.recv(4096)
+        except socket.timeout:
+            return b""
+
+
+def test_a_body_that_never_finishes_is_timed_out_with_a_408(server, monkeypatch):
+    from reference.explorer import server as module
+
+    monkeypatch.setattr(module, "BODY_SECONDS", 1)
+    head = (b"POST /api/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+    start = time.monotonic()
+    answer = raw_request(server, head, b'{"prompt": "The', wait=5)
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer, answer[:200]
+    assert time.monotonic() - start < 5
+    assert call(server, "/api/run", {"prompt": CAPITAL})[1]["top"][0]["text"] == " Paris"
+
+
+def test_a_client_that_hangs_up_mid_body_leaves_no_traceback_and_the_server_answering(server, capfd):
+    head = (b"POST /api/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(head + b'{"prompt": ')
+    time.sleep(0.5)
+    assert call(server, "/api/run", {"prompt": CAPITAL})[1]["top"][0]["text"] == " Paris"
+    assert "Traceback" not in capfd.readouterr().err

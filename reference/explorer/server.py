@@ -35,6 +35,7 @@ MAX_BODY = 1 << 20  # 1 MiB
 DRAIN = 16 << 20  # a larger body is read and dropped up to here, then the connection is cut
 MAX_PROMPT_CHARS = 20_000
 QUEUE = 4  # computations allowed to wait while one runs
+BODY_SECONDS = 30  # for a request body to arrive whole
 
 
 class BadRequest(Exception):
@@ -46,7 +47,8 @@ class BadRequest(Exception):
 def create_app(checkpoint, trained: bool):
     """The ASGI application for one loaded checkpoint."""
     from starlette.applications import Starlette
-    from starlette.responses import FileResponse, JSONResponse
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -67,7 +69,7 @@ def create_app(checkpoint, trained: bool):
         finally:
             waiting[0] -= 1
 
-    async def body(request, allowed: dict) -> dict:
+    async def read_body(request) -> tuple[bytes, int]:
         data, size = b"", 0
         async for chunk in request.stream():  # read to the end even when too large, so that the client
             size += len(chunk)                # gets the 413 rather than a broken pipe (up to DRAIN bytes)
@@ -75,6 +77,13 @@ def create_app(checkpoint, trained: bool):
                 data += chunk
             elif size > DRAIN:
                 break
+        return data, size
+
+    async def body(request, allowed: dict) -> dict:
+        try:  # a client that sends half a body and waits must not hold a connection for ever
+            data, size = await asyncio.wait_for(read_body(request), BODY_SECONDS)
+        except asyncio.TimeoutError:
+            raise BadRequest(f"the request body did not arrive within {BODY_SECONDS} s", 408) from None
         if size > MAX_BODY:
             raise BadRequest(f"the request body is over {MAX_BODY:,} bytes", 413)
         try:
@@ -176,6 +185,9 @@ def create_app(checkpoint, trained: bool):
         status = getattr(exc, "status_code", 404)
         return JSONResponse({"error": f"{request.url.path}: {getattr(exc, 'detail', 'not found')}"}, status_code=status)
 
+    async def gone(request, exc):  # the client hung up mid-request: nobody to answer, nothing to log
+        return Response(status_code=499)
+
     async def unexpected(request, exc):  # a bug of ours: say so in one line, keep serving
         return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
@@ -185,7 +197,7 @@ def create_app(checkpoint, trained: bool):
     if SITE.is_dir():  # the docs site, when it has been built (mkdocs build): the steps link to their pages
         routes.append(Mount("/docs", StaticFiles(directory=SITE, html=True)))
     return Starlette(routes=routes, exception_handlers={BadRequest: bad_request, 404: not_found, 405: not_found,
-                                                        Exception: unexpected})
+                                                        ClientDisconnect: gone, Exception: unexpected})
 
 
 def _is(value, kind) -> bool:
