@@ -227,6 +227,21 @@ def test_shards_swapped_after_verification_are_hashed_again_and_refused(capsys, 
     walk_refused(capsys, ckpt, str(a), "md5 listed for consolidated.01.pth")
 
 
+def test_a_shard_rewritten_in_place_with_its_size_and_mtime_kept_is_hashed_again_and_refused(capsys, ckpt):
+    write_checklist(ckpt)
+    load_checkpoint(ckpt)
+    a = ckpt / "consolidated.00.pth"
+    before = a.stat()
+    data = bytearray(a.read_bytes())
+    data[-100] ^= 0xFF  # one byte of the zip's data, same length: same size, same inode
+    with open(a, "r+b") as f:  # in place, not a new file
+        f.write(data)
+    os.utime(a, ns=(before.st_atime_ns, before.st_mtime_ns))  # the mtime set back, as `touch -d` would
+    assert (a.stat().st_size, a.stat().st_mtime_ns, a.stat().st_ino) == (before.st_size, before.st_mtime_ns,
+                                                                         before.st_ino)
+    walk_refused(capsys, ckpt, str(a), "md5")
+
+
 def test_a_damaged_cache_is_ignored(ckpt, own_cache):
     write_checklist(ckpt)
     own_cache.mkdir()

@@ -10,9 +10,10 @@ give another next token: only their bytes tell them apart. When the checkpoint d
 checklist, every file it lists is hashed and compared before the weights are read.
 
 Hashing a 16 GB shard takes a minute, so a file's md5 is remembered in the cache
-(`verified.json`), keyed by its path and what `stat` says of it (size, mtime, inode): the next
-load of an unchanged file costs one `stat`. A file renamed into another's place (swapped shards)
-has another inode; one rewritten has another mtime; either is hashed again.
+(`verified.json`), keyed by its path and what `stat` says of it (size, mtime, ctime, inode): the
+next load of an unchanged file costs one `stat`. A file renamed into another's place (swapped
+shards) has another inode; one rewritten in place has another ctime, which, unlike the mtime,
+no one can set back (`touch -d` changes it too); either is hashed again.
 """
 
 from __future__ import annotations
@@ -135,11 +136,11 @@ def _key(path: Path) -> str:
 
 
 def _fingerprint(info: os.stat_result) -> list[int]:
-    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev]
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev]
 
 
 def _known_md5(remembered: dict, path: Path, info: os.stat_result) -> str | None:
-    """The md5 remembered for this file as it is now (same size, mtime, inode), else None."""
+    """The md5 remembered for this file as it is now (same size, mtime, ctime, inode), else None."""
     entry = remembered.get(_key(path))
     if isinstance(entry, dict) and entry.get("stat") == _fingerprint(info) and isinstance(entry.get("md5"), str):
         return entry["md5"]
