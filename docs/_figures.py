@@ -6,6 +6,9 @@ outline is drawn in a placeholder colour that `svg()` turns into `currentColor`,
 the page's own text colour. Nothing is written to disk: a figure is a string of HTML that the
 page prints.
 
+A picture fits a phone's column without scrolling sideways, its text never under 8 px there;
+wider ones are drawn as panels that stand side by side on a wide screen and stack on a narrow one.
+
 The figures themselves are in the modules beside this one, one per subject, each built on this:
 _figures_architecture.py (the overview), _figures_heatmaps.py (embeddings, q/k/v, attention),
 _figures_rope.py, _figures_blocks.py (RMSNorm, SwiGLU) and _figures_layers.py (the residual
@@ -15,6 +18,7 @@ stream, the logit lens, the prediction, bfloat16 against float32).
 from __future__ import annotations
 
 import io
+import math
 import re
 import warnings
 
@@ -25,6 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from cycler import cycler  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 INK = "#010203"  # placeholder for the page's text colour; svg() replaces it with currentColor
 BLUE, ORANGE, GREEN, MAGENTA, PURPLE, TEAL, OCHRE, RED = (
@@ -57,25 +62,56 @@ def _alpha_map(name: str, color: str) -> LinearSegmentedColormap:
 
 
 def _diverging_map(name: str) -> LinearSegmentedColormap:
-    """Negative → blue, 0 → transparent, positive → orange."""
+    """Negative → blue, positive → orange, opaque in proportion to |v|: transparent only at 0.
+
+    The stops are placed at 0, ½ and 1 of the scale. Four colours spread evenly instead
+    (blue, clear blue, clear orange, orange) would put the clear ones at ⅓ and ⅔ and hide every
+    value within a third of the range from zero (an attention sink's +8 beside a −37 vanished).
+    """
     b, o = matplotlib.colors.to_rgb(BLUE), matplotlib.colors.to_rgb(ORANGE)
-    return LinearSegmentedColormap.from_list(name, [(*b, 1.0), (*b, 0.0), (*o, 0.0), (*o, 1.0)], N=256)
+    return LinearSegmentedColormap.from_list(
+        name, [(0.0, (*b, 1.0)), (0.5, (*b, 0.0)), (0.5, (*o, 0.0)), (1.0, (*o, 1.0))], N=256)
 
 
-WEIGHTS_MAP = _alpha_map("l3_weights", ORANGE)
-SIGNED_MAP = _diverging_map("l3_signed")
 MASKED = (0.5, 0.5, 0.5, 0.18)  # masked (-inf) cells: a faint grey on either theme
-for cmap in (WEIGHTS_MAP, SIGNED_MAP):
-    cmap.set_bad(MASKED)
+WEIGHTS_MAP = _alpha_map("l3_weights", ORANGE).with_extremes(bad=MASKED)
+SIGNED_MAP = _diverging_map("l3_signed").with_extremes(bad=MASKED)
 
 
-# On a narrow screen a figure may shrink to this fraction of its natural size and no further
-# (its 8 pt labels stay ≥ 8 px); below that it scrolls sideways inside its frame instead.
-READABLE = 0.75
+# The page's column on a 390 px phone (Material's 16 px margins each side). A figure shrinks
+# to fit it and never scrolls sideways, so each figure (or panel) is drawn narrow enough that
+# its smallest text is still READABLE_PX there: _svg() refuses one that is not, and the build
+# fails naming it. Wide pictures are several panels, side by side where the column is wide
+# enough and one under the other on a phone (panels()).
+PHONE_COLUMN_PX = 358
+READABLE_PX = 8.0
 
 
 def svg(fig, alt: str, caption: str = "", max_width: int | None = None) -> str:
     """The figure as inline SVG in a <figure>, its text in the page's colour; closes the figure."""
+    element, _ = _svg(fig, alt, max_width)
+    return _figure(element, caption)
+
+
+def panels(figs: list[tuple[object, str]], caption: str = "") -> str:
+    """Several figures (each with its alt text) as the panels of one <figure>: side by side when the
+    column has room for them at their natural size, stacked on a narrow screen; one caption."""
+    elements = []
+    for fig, alt in figs:
+        element, natural = _svg(fig, alt)
+        elements.append(element.replace('style="width: 100%; ', f'style="flex: 1 1 {natural}px; min-width: 0; ', 1))
+    return _figure('<div class="l3-panels">\n' + "\n".join(elements) + "\n</div>", caption)
+
+
+def _figure(body: str, caption: str) -> str:
+    caption = f"<figcaption>{caption}</figcaption>" if caption else ""
+    return f'<figure class="l3-figure">\n{body}\n{caption}</figure>\n'
+
+
+def _svg(fig, alt: str, max_width: int | None = None) -> tuple[str, int]:
+    """The figure as an inline <svg> element, and its natural width in CSS px; closes the figure.
+
+    Raises ValueError if its smallest text would be under READABLE_PX on a phone."""
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
@@ -83,16 +119,36 @@ def svg(fig, alt: str, caption: str = "", max_width: int | None = None) -> str:
     text = text[text.index("<svg"):]  # no XML declaration or doctype inside HTML
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
     text = text.replace(INK, "currentColor")
-    width = re.search(r'width="([\d.]+)pt"', text).group(1)
-    natural = max_width or round(float(width) * 4 / 3)  # pt -> CSS px
+    width = float(re.search(r'width="([\d.]+)pt"', text).group(1))  # the viewBox's width: 1 unit = 1 pt
+    natural = max_width or round(width * 4 / 3)  # pt -> CSS px
+    sizes = [float(f) for f in re.findall(r"font-size: ([\d.]+)px", text)]  # in the viewBox's units
+    on_phone = min(sizes, default=READABLE_PX) * min(natural, PHONE_COLUMN_PX) / width
+    if on_phone < READABLE_PX - 1e-6:
+        widest = min(sizes) * PHONE_COLUMN_PX / READABLE_PX
+        raise ValueError(f"figure {alt!r}: its smallest text ({min(sizes):g} pt) would be {on_phone:.1f} px high on a "
+                         f"390 px phone, under {READABLE_PX:g}: it is {width:.0f} pt wide; draw it at most {widest:.0f} pt "
+                         f"({widest / 72:.2f} in) wide, or in panels (panels()), or with larger text")
     text = re.sub(r' width="[\d.]+pt" height="[\d.]+pt"',
-                  f' role="img" aria-label="{_attr(alt)}" style="width: 100%; max-width: {natural}px; '
-                  f'min-width: {min(natural, round(natural * READABLE))}px; height: auto"',
+                  f' role="img" aria-label="{_attr(alt)}" style="width: 100%; max-width: {natural}px; height: auto"',
                   text, count=1)
     text = text.replace("<image ", '<image style="image-rendering: pixelated" ')  # heatmap cells stay sharp
     text = re.sub(r"\n\s*", "\n", text)  # Markdown must not read indented lines as code
-    caption = f"<figcaption>{caption}</figcaption>" if caption else ""
-    return f'<figure class="l3-figure">\n{text}\n{caption}</figure>\n'
+    return text, natural
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def log_labels(axis) -> None:
+    """A log axis labelled at its powers of ten as one piece of text each, "0.01", "1", "10⁵":
+    matplotlib's default "10^5" draws the exponent as a second text at 6 pt, under 8 px on a phone."""
+    def power(v, _):
+        e = round(math.log10(v)) if v > 0 else 0
+        if v <= 0 or not math.isclose(v, 10.0 ** e, rel_tol=1e-9):
+            return ""
+        return f"{v:g}" if -2 <= e <= 3 else "10" + str(e).translate(_SUPERSCRIPT)
+    axis.set_major_formatter(FuncFormatter(power))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _attr(s: str) -> str:

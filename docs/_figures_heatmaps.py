@@ -12,12 +12,12 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _figures import INK, MASKED, SIGNED_MAP, WEIGHTS_MAP, svg
+from _figures import INK, MASKED, SIGNED_MAP, WEIGHTS_MAP, panels, svg
 
 
 def matrix(values: np.ndarray, labels: list[str], title: str, xlabel: str, alt: str, caption: str) -> str:
     """A [T, n] slice as a signed heatmap, one row per token."""
-    fig, ax = plt.subplots(figsize=(8, 0.22 * len(labels) + 1.0))
+    fig, ax = plt.subplots(figsize=(4.6, 0.22 * len(labels) + 1.0))
     bound = np.abs(values).max()
     im = ax.imshow(values, cmap=SIGNED_MAP, vmin=-bound, vmax=bound, aspect="auto", interpolation="none")
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -25,29 +25,34 @@ def matrix(values: np.ndarray, labels: list[str], title: str, xlabel: str, alt: 
     ax.set_title(title)
     for side in ax.spines.values():
         side.set_visible(False)
-    bar = fig.colorbar(im, ax=ax, fraction=0.025, pad=0.02)
-    bar.outline.set_visible(False)
-    bar.ax.tick_params(labelsize=8, length=2)
+    _colour_bar(fig, im, ax, fraction=0.04)
     return svg(fig, alt, caption)
 
 
+def _colour_bar(fig, im, ax, fraction: float = 0.046, pad: float = 0.03):
+    bar = fig.colorbar(im, ax=ax, fraction=fraction, pad=pad)
+    bar.outline.set_visible(False)
+    bar.ax.tick_params(labelsize=8, length=2)
+    return bar
+
+
 def qkv_head(q: np.ndarray, k: np.ndarray, v: np.ndarray, labels: list[str], head: int, kv: int) -> str:
-    """One query head's q and its kv head's k and v, [T, d] each, side by side on one colour scale each."""
-    fig, axes = plt.subplots(1, 3, figsize=(8.6, 0.2 * len(labels) + 1.3), sharey=True)
-    for ax, values, title in zip(axes, (q, k, v), (f"q, head {head}", f"k, kv head {kv}", f"v, kv head {kv}")):
+    """One query head's q and its kv head's k and v, [T, d] each, three panels, one colour scale each."""
+    figs = []
+    for values, title, what in ((q, f"q, head {head}", "query"), (k, f"k, kv head {kv}", "key"),
+                                (v, f"v, kv head {kv}", "value")):
+        fig, ax = plt.subplots(figsize=(3.0, 0.2 * len(labels) + 1.3))
         bound = np.percentile(np.abs(values), 99)  # a few outlier dimensions would wash out the rest
         im = ax.imshow(values, cmap=SIGNED_MAP, vmin=-bound, vmax=bound, aspect="auto", interpolation="none")
         ax.set_title(title)
         ax.set_xlabel("dimension of the head")
         ax.tick_params(length=0)
-        bar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
-        bar.outline.set_visible(False)
-        bar.ax.tick_params(labelsize=7, length=2)
-    axes[0].set_yticks(range(len(labels)), labels, fontsize=8)
-    return svg(fig, f"Query head {head} and kv head {kv}: q, k and v per token",
-               f"Layer 0: each token's query (head {head}), key and value (kv head {kv}), one row per token, "
-               f"orange positive, blue negative, each on its own scale, clipped at its 99th percentile so that a few "
-               f"outlier dimensions do not wash out the rest.")
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        _colour_bar(fig, im, ax, fraction=0.08, pad=0.04)
+        figs.append((fig, f"Layer 0, {title}: each token's {what}, one row per token"))
+    return panels(figs, f"Layer 0: each token's query (head {head}), key and value (kv head {kv}), one row per token, "
+                        f"orange positive, blue negative, each on its own scale, clipped at its 99th percentile so "
+                        f"that a few outlier dimensions do not wash out the rest.")
 
 
 def _token_axes(ax, labels: list[str], every: int = 1, fontsize: float = 8):
@@ -61,40 +66,44 @@ def _token_axes(ax, labels: list[str], every: int = 1, fontsize: float = 8):
 
 def attention_head(scores: np.ndarray, weights: np.ndarray, labels: list[str], head: int, layer: int,
                    why: str = "") -> str:
-    """One head's masked scores and their softmax, rows = queries, columns = keys, token labels."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.6, 4.4), gridspec_kw={"wspace": 0.25})
+    """One head's masked scores and their softmax, rows = queries, columns = keys, token labels: two panels."""
     finite = scores[np.isfinite(scores)]
     bound = np.abs(finite).max()
-    im1 = a1.imshow(np.where(np.isfinite(scores), scores, np.nan), cmap=SIGNED_MAP, vmin=-bound, vmax=bound,
-                    interpolation="none")
-    im2 = a2.imshow(weights, cmap=WEIGHTS_MAP, vmin=0, vmax=1, interpolation="none")
     mask = np.triu(np.ones_like(weights, dtype=bool), 1)
-    a2.imshow(np.where(mask, 1.0, np.nan), cmap=matplotlib.colors.ListedColormap([MASKED]), interpolation="none")
-    for ax, title in ((a1, f"scores: q·kᵀ/√d + mask (head {head})"), (a2, f"softmax: attention weights (head {head})")):
+    figs = []
+    for kind in ("scores", "softmax"):
+        fig, ax = plt.subplots(figsize=(4.2, 4.4))
+        if kind == "scores":
+            im = ax.imshow(np.where(np.isfinite(scores), scores, np.nan), cmap=SIGNED_MAP, vmin=-bound, vmax=bound,
+                           interpolation="none")
+            ax.set_title(f"scores: q·kᵀ/√d + mask (head {head})")
+            alt = f"Layer {layer} head {head}: the masked scores, query tokens by key tokens"
+        else:
+            im = ax.imshow(weights, cmap=WEIGHTS_MAP, vmin=0, vmax=1, interpolation="none")
+            ax.imshow(np.where(mask, 1.0, np.nan), cmap=matplotlib.colors.ListedColormap([MASKED]),
+                      interpolation="none")
+            ax.set_title(f"softmax: attention weights (head {head})")
+            alt = f"Layer {layer} head {head}: the attention weights, the softmax of each row of scores"
         _token_axes(ax, labels)
-        ax.set_title(title)
         ax.set_xlabel("key (attended to)")
-    a1.set_ylabel("query (attending)")
-    a2.set_yticklabels([])  # the same tokens as on the left
-    for im, ax in ((im1, a1), (im2, a2)):
-        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        bar.outline.set_visible(False)
-        bar.ax.tick_params(labelsize=8, length=2)
-    return svg(fig, f"Layer {layer} head {head}: masked scores and softmax",
-               f"Layer {layer}, head {head}. Left: the scaled dot products q·kᵀ/√d; grey cells above the diagonal "
-               f"are the causal mask (−∞: a token may not look ahead). Right: the softmax of each row, so every "
-               f"row sums to 1; the first row can only attend to the first token. Scores: blue negative, orange "
-               f"positive, centred at 0." + (f" {why}" if why else ""))
+        ax.set_ylabel("query (attending)")
+        _colour_bar(fig, im, ax)
+        figs.append((fig, alt))
+    return panels(figs, f"Layer {layer}, head {head}. Scores: the scaled dot products q·kᵀ/√d, blue negative, "
+                        f"orange positive, clear only at 0; grey cells above the diagonal are the causal mask (−∞: a "
+                        f"token may not look ahead). Softmax: each row of scores turned into weights that sum to 1; "
+                        f"the first row can only attend to the first token."
+                        + (f" {why}" if why else ""))
 
 
 def attention_heads(weights: np.ndarray, labels: list[str], n_rep: int, layer: int) -> str:
     """Every head's attention weights as small multiples, one colour scale, a colour bar, and the
     heads that share a kv head grouped by a bracket underneath (not by colour: colour means weight)."""
     H = len(weights)
-    groups_per_row = max(1, 8 // n_rep)
+    groups_per_row = max(1, 4 // n_rep)  # narrow enough for a phone: a kv group (or two) per row
     cols = n_rep * min(groups_per_row, H // n_rep)
     rows = math.ceil(H / cols)
-    size = 1.05 if cols > 4 else 1.6  # inches per head
+    size = min(1.6, 3.6 / cols)  # inches per head
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.9, (size + 0.45) * rows), squeeze=False)
     mask = np.triu(np.ones_like(weights[0], dtype=bool), 1)
     for h, ax in enumerate(axes.flat):
@@ -108,18 +117,18 @@ def attention_heads(weights: np.ndarray, labels: list[str], n_rep: int, layer: i
             continue
         im = ax.imshow(weights[h], cmap=WEIGHTS_MAP, vmin=0, vmax=1, interpolation="none")
         ax.imshow(np.where(mask, 1.0, np.nan), cmap=matplotlib.colors.ListedColormap([MASKED]), interpolation="none")
-        ax.set_title(f"head {h}", fontsize=7.5, fontweight="normal", pad=2)
+        ax.set_title(f"head {h}", fontsize=8, fontweight="normal", pad=2)
     fig.subplots_adjust(wspace=0.12, hspace=0.55, right=0.88)
     bar = fig.colorbar(im, ax=list(axes.flat), fraction=0.025, pad=0.02)  # first: it moves the axes
     bar.outline.set_visible(False)
     bar.set_label("attention weight", fontsize=8)
-    bar.ax.tick_params(labelsize=7, length=2)
+    bar.ax.tick_params(labelsize=8, length=2)
     for g in range(H // n_rep):  # a bracket under each kv group: from its first head to its last
         first, last = axes.flat[g * n_rep], axes.flat[g * n_rep + n_rep - 1]
         x0, x1 = first.get_position().x0, last.get_position().x1
         y = first.get_position().y0 - 0.012
         fig.add_artist(plt.Line2D([x0, x0, x1, x1], [y + 0.008, y, y, y + 0.008], color=INK, lw=0.9))
-        fig.text((x0 + x1) / 2, y - 0.006, f"kv head {g}", ha="center", va="top", fontsize=7.5)
+        fig.text((x0 + x1) / 2, y - 0.006, f"kv head {g}", ha="center", va="top", fontsize=8)
     return svg(fig, f"Attention weights of all {H} heads of layer {layer}",
                f"All {H} query heads of layer {layer} (rows: queries, columns: keys, the {len(labels)} tokens in "
                f"order; grey: the causal mask). A bracket joins the {n_rep} query heads that share one key/value "

@@ -4,42 +4,57 @@ bfloat16's error against float32 layer by layer.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _figures import BLUE, GREEN, INK, MAGENTA, ORANGE, PALETTE, svg
+from _figures import BLUE, GREEN, INK, MAGENTA, ORANGE, PALETTE, log_labels, panels, svg
 
 
-def residual_stream(steps: list[str], rms: np.ndarray, updates: np.ndarray, labels: list[str]) -> str:
-    """The residual stream's size after each sub-block, per token, and the relative size of each update."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.6, 3.4))
+def residual_stream(steps: list[str], rms: np.ndarray, updates: np.ndarray, labels: list[str],
+                    peak_note: str = "") -> str:
+    """The residual stream's size after each sub-block, per token, and the relative size of each update:
+    two panels. `steps` names the stream's states: "embeddings", then "i attention" and "i feed-forward"
+    for each layer i; the x axis counts layers, after-attention states at i + ½. `peak_note` labels
+    the highest point (what makes it so high)."""
+    x = np.arange(len(steps)) / 2  # embeddings at 0, layer i's attention at i + ½, its feed-forward at i + 1
+    f1, a1 = plt.subplots(figsize=(4.4, 3.2))
     T = rms.shape[1]
     for t in range(T):
         last = t == T - 1
-        a1.plot(range(len(steps)), rms[:, t], lw=1.6 if last else 0.7, alpha=1 if last else 0.45,
-                color=ORANGE if last else BLUE, label=f"last token ({labels[-1]})" if last else None)
-    every = 1 if len(steps) <= 24 else 8  # 65 steps for 32 layers: label every fourth layer
-    ticks = [i for i in range(len(steps)) if i % every == 0]
-    a1.set_xticks(ticks, [steps[i] for i in ticks], rotation=90, fontsize=8)
+        a1.plot(x, rms[:, t], lw=1.6 if last else 0.7, alpha=1 if last else 0.45,
+                color=ORANGE if last else BLUE, label=f"the last token ({labels[-1]})" if last else None)
+    a1.plot([], [], lw=0.7, alpha=0.45, color=BLUE, label="the other tokens")
+    if peak_note:
+        step, token = np.unravel_index(np.argmax(rms), rms.shape)
+        a1.annotate(peak_note, xy=(x[step], rms[step, token]), xytext=(0.97, 0.72), textcoords="axes fraction",
+                    ha="right", va="top", fontsize=8, arrowprops=dict(arrowstyle="-", color=INK, lw=0.6, shrinkB=2))
+    a1.set_xlabel("layers passed (0: the embeddings)")
     a1.set_ylabel("RMS of the stream")
     a1.set_title("its size, token by token")
-    a1.legend(fontsize=8)
+    a1.legend(fontsize=8, loc="center right", bbox_to_anchor=(1.0, 0.38))
     a1.grid(True)
-    x = np.arange(len(updates))
-    a2.bar(x, updates.mean(1), color=[GREEN if i % 2 == 0 else MAGENTA for i in x])
-    a2.set_xticks([i - 1 for i in ticks if i > 0], [steps[i] for i in ticks if i > 0], rotation=90, fontsize=8)
+    f2, a2 = plt.subplots(figsize=(4.4, 3.2))
+    attention = np.arange(len(updates)) % 2 == 0
+    a2.bar(x[1:][attention], updates.mean(1)[attention], width=0.45, color=GREEN, label="an attention sub-block")
+    a2.bar(x[1:][~attention], updates.mean(1)[~attention], width=0.45, color=MAGENTA, label="a feed-forward sub-block")
+    a2.set_xlabel("layer")
     a2.set_ylabel("‖update‖ / ‖stream before‖")
     a2.set_title("each sub-block's update, relative")
+    a2.legend(fontsize=8, loc="upper right")
     a2.grid(True, axis="y")
-    return svg(fig, "The residual stream layer by layer",
-               "Left: the size (root mean square) of each token's vector in the residual stream after every "
-               "attention and feed-forward sub-block; the last token in orange. Right: the size of what each "
-               "sub-block adds, relative to the stream it adds to, averaged over the tokens.")
+    return panels([(f1, "The residual stream's size after every sub-block, one line per token"),
+                   (f2, "The size of each sub-block's update relative to the stream it adds to, one bar per sub-block")],
+                  "First panel: the size (root mean square) of each token's vector in the residual stream after every "
+                  "attention (at ½ past a layer number) and feed-forward sub-block; the last token in orange. "
+                  "Second: the size of what each sub-block adds, relative to the stream it adds to, averaged over "
+                  "the tokens: green for attention, magenta for feed-forward.")
 
 
 def top_tokens(labels: list[str], probs: np.ndarray, chosen: int = 0, title: str = "the ten most likely next tokens") -> str:
     """A horizontal bar per candidate token, most likely on top."""
-    fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 0.8))
+    fig, ax = plt.subplots(figsize=(4.4, 0.3 * len(labels) + 0.8))
     y = np.arange(len(labels))[::-1]
     ax.barh(y, probs, color=[ORANGE if i == chosen else BLUE for i in range(len(labels))])
     ax.set_yticks(y, labels, fontsize=8, family="monospace")
@@ -47,55 +62,81 @@ def top_tokens(labels: list[str], probs: np.ndarray, chosen: int = 0, title: str
         ax.text(p, yi, f" {p:.3g}", va="center", fontsize=8)
     ax.set_xlim(0, max(probs) * 1.2)
     ax.set_xlabel("probability")
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 44)))  # a long prompt wraps rather than widening the picture
     return svg(fig, "Top ten next-token probabilities",
                "The softmax of the last row of the logits: the model's probability for each next token. The "
-               "walk-through takes the most likely one (greedy decoding).", max_width=560)
+               "walk-through takes the most likely one (greedy decoding).")
 
 
-def logit_lens(layers: list[int], answer_probs: np.ndarray, answer: str, top: list[str], won: int | None) -> str:
-    """The final answer's probability after every layer, with the lens's top token written above."""
-    fig, ax = plt.subplots(figsize=(8.6, 3.2))
-    ax.plot(layers, answer_probs, "o-", ms=3, lw=1.4, color=ORANGE)
+def logit_lens(layers: list[int], answer_probs: np.ndarray, answer: str, top: list[str], won: int | None,
+               top_probs: np.ndarray | None = None, vocab_size: int | None = None,
+               top_listed: str = "the table above lists the top token at every layer") -> str:
+    """The final answer's probability after every layer, with the layer from which it stays on top.
+
+    With `top_probs` and `vocab_size` the axis is logarithmic, down to 1/V (every token alike),
+    and the lens's top token's own probability is drawn too: a model whose answer never forms
+    (random weights, p ≈ 1/V throughout) then shows where its curve lies instead of a flat line at 0.
+    """
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    log = top_probs is not None and vocab_size is not None
+    if log:
+        ax.plot(layers, top_probs, "s-", ms=3, lw=1, color=BLUE, label="the lens's top token, whichever it is")
+    ax.plot(layers, answer_probs, "o-", ms=3, lw=1.4, color=ORANGE, label=f"the final answer, “{answer}”")
+    if log:
+        ax.set_yscale("log")
+        log_labels(ax.yaxis)
+        ax.axhline(1 / vocab_size, color=INK, lw=0.8, ls=":", label=f"1/V = 1/{vocab_size:,}: every token alike")
+        low = min(float(np.min(answer_probs)), 1 / vocab_size)
+        ax.set_ylim(low / 5, 5.0)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.25))
+    else:
+        ax.set_ylim(0, 1.15)
     if won is not None:
+        where = f"only after the last layer, {won}" if won == layers[-1] else f"from layer {won} to the end"
         ax.axvline(won, color=INK, lw=0.8, ls="--")
-        ax.text(won, 1.04, f"“{answer}” on top from layer {won}", ha="right", va="bottom", fontsize=8)
-    ax.set_ylim(0, 1.12)
-    ax.set_xticks(layers, [str(i) for i in layers], fontsize=7.5)
+        ax.text(won - 0.2, 1.02 if not log else 1.3, f"“{answer}” on top\n{where}", ha="right", va="bottom",
+                fontsize=8)
+    every = max(1, -(-len(layers) // 10))  # at most about ten labels: two-digit labels at 8 pt need the room
+    ax.set_xticks(layers[::every], [str(i) for i in layers[::every]], fontsize=8)
+    ax.set_xticks(layers, minor=True)
     ax.set_xlabel("after layer")
-    ax.set_ylabel(f"p(“{answer}”)")
+    ax.set_ylabel("probability" if log else f"p(“{answer}”)")
     ax.grid(True)
     return svg(fig, f"The probability of {answer} layer by layer",
                f"The logit lens: after each layer, the final norm and the output projection applied to the last "
-               f"token's vector in the residual stream. The curve is the probability it gives the model's final "
-               f"answer, “{answer}”; the table above lists the top token at every layer.")
+               f"token's vector in the residual stream. The orange curve is the probability it gives the model's "
+               f"final answer, “{answer}”" + ("; the blue one, the probability of the lens's own top token, and the "
+               "dotted line 1/V, what every token would get if the model knew nothing (log scale)" if log else "")
+               + f"; {top_listed}.")
 
 
 def residual_outliers(rms: np.ndarray, dims: np.ndarray, dim_labels: list[str]) -> str:
-    """The stream's RMS per layer boundary, and the mean |value| of its outlier dimensions."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.6, 3.0))
+    """The stream's RMS per layer boundary, and the mean |value| of its outlier dimensions: two panels."""
+    f1, a1 = plt.subplots(figsize=(4.0, 2.9))
     x = np.arange(len(rms))
     a1.plot(x, rms, "o-", ms=2.5, lw=1.2, color=BLUE)
     a1.set_xlabel("layer boundary (0: embeddings)")
     a1.set_ylabel("RMS, mean over tokens")
     a1.set_title("the stream's size")
     a1.grid(True)
+    f2, a2 = plt.subplots(figsize=(4.0, 2.9))
     for values, name, color in zip(dims, dim_labels, PALETTE[1:]):
         a2.plot(x, values, lw=1.2, color=color, label=name)
     a2.set_xlabel("layer boundary")
     a2.set_ylabel("mean |value|")
     a2.set_title("its outlier dimensions")
     if dim_labels:
-        a2.legend(fontsize=7.5)
+        a2.legend(fontsize=8)
     a2.grid(True)
-    return svg(fig, "The residual stream's size and its outlier dimensions",
-               "Left: the root mean square of the stream after each layer. Right: the few dimensions whose "
-               "values are far larger than the rest, beside the median dimension's.")
+    return panels([(f1, "The residual stream's root mean square after each layer"),
+                   (f2, "The mean size of the stream's outlier dimensions after each layer, beside the median dimension's")],
+                  "First panel: the root mean square of the stream after each layer. Second: the few dimensions "
+                  "whose values are far larger than the rest, beside the median dimension's.")
 
 
 def compare_by_layer(table: dict[str, dict[int, float]], tolerance: float, title: str) -> str:
     """Two traces' error by layer, one line per step (log scale), the tolerance dashed."""
-    fig, ax = plt.subplots(figsize=(8.6, 3.6))
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
     for k, (name, row) in enumerate(table.items()):  # 14 steps, 8 colours: the second eight dashed
         layers = sorted(row)
         ax.plot(layers, [max(row[i], 1e-12) for i in layers], lw=1, color=PALETTE[k % len(PALETTE)],
@@ -103,10 +144,11 @@ def compare_by_layer(table: dict[str, dict[int, float]], tolerance: float, title
     ax.axhline(tolerance, color=INK, lw=0.8, ls="--")
     ax.text(0, tolerance * 1.3, f"float32's tolerance {tolerance:g}", fontsize=8)
     ax.set_yscale("log")
+    log_labels(ax.yaxis)
     ax.set_xlabel("layer")
     ax.set_ylabel("max |B − A| / max |A|")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(-0.2, -0.2))  # below: the plot keeps the width
     ax.grid(True)
     return svg(fig, "Error of a bfloat16 pass against float32, by layer and step",
                "Every step's error, layer by layer: the same model on the same tokens computed in bfloat16 (B) "

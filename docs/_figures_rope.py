@@ -6,40 +6,47 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _figures import BLUE, GREEN, INK, ORANGE, PALETTE, svg
+from _figures import BLUE, GREEN, INK, ORANGE, PALETTE, log_labels, panels, svg
 
 
-def rope_spectrum(models: list[tuple[str, np.ndarray, int]], max_seq_len: int) -> str:
-    """θ_j per pair, and the wavelength 2π/θ_j (positions per full turn), for each model."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 2.8))
-    for (name, freqs, d), color in zip(models, (BLUE, ORANGE)):
+def rope_spectrum(models: list[tuple[str, np.ndarray, int, float]], max_seq_len: int) -> str:
+    """θ_j per pair, and the wavelength 2π/θ_j (positions per full turn), for each model:
+    (name, its θ_j, its head_dim d, its rope_theta θ). Two panels."""
+    f1, a1 = plt.subplots(figsize=(4.4, 3.0))
+    f2, a2 = plt.subplots(figsize=(4.4, 3.0))
+    for (name, freqs, d, theta), color in zip(models, (BLUE, ORANGE)):
         j = np.arange(len(freqs))
-        a1.plot(j, freqs, "o-", ms=2.5, lw=1, color=color, label=f"{name} (d = {d}, {len(freqs)} pairs)")
+        a1.plot(j, freqs, "o-", ms=2.5, lw=1, color=color, label=f"{name}:\nθ = {theta:,.0f}, d = {d}")
         a2.plot(j, 2 * np.pi / freqs, "o-", ms=2.5, lw=1, color=color)
     a1.set_yscale("log")
     a1.set_xlabel("pair j")
     a1.set_ylabel("θ_j  (radians per position)")
     a1.set_title("rotation speed of each pair")
-    a1.legend(fontsize=8)
+    a1.legend(fontsize=8, loc="upper right")
     a2.set_yscale("log")
     a2.axhline(max_seq_len, color=INK, lw=0.8, ls="--")
-    a2.text(0, max_seq_len * 1.4, f"context: {max_seq_len:,} positions", fontsize=8)
+    a2.text(0, max_seq_len * 1.6, f"context: {max_seq_len:,} positions", fontsize=8)
     a2.set_xlabel("pair j")
     a2.set_ylabel("positions per full turn")
     a2.set_title("wavelength 2π / θ_j")
     for a in (a1, a2):
         a.grid(True, which="major")
-    return svg(fig, "RoPE frequency spectrum",
-               "RoPE's frequencies θ_j = θ^(−2j/d) with θ = 500,000. The first pair turns one radian per "
-               "position; the last ones turn so slowly that they never finish a turn within the context.")
+        log_labels(a.yaxis)
+    which = " and ".join(f"θ = {theta:,.0f} for {name} ({'blue' if i == 0 else 'orange'}, d = {d})"
+                         for i, (name, _, d, theta) in enumerate(models))
+    return panels([(f1, "RoPE: the rotation speed θ_j of each pair, log scale"),
+                   (f2, "RoPE: the wavelength of each pair, in positions per full turn, log scale")],
+                  f"RoPE's frequencies θ_j = θ^(−2j/d), with {which}. The first pair turns one radian per "
+                  f"position; the last ones turn so slowly that they never finish a turn within the "
+                  f"{max_seq_len:,}-position context.")
 
 
 def rope_rotation(q: np.ndarray, q_rot: np.ndarray, position: int, trail: np.ndarray, trail_pairs: list[int]) -> str:
-    """One query's pairs as complex numbers before and after RoPE, and one pair turning with position."""
+    """One query's pairs as complex numbers before and after RoPE, and a few pairs turning with position: two panels."""
     pairs = q.reshape(-1, 2)
     rotated = q_rot.reshape(-1, 2)
     n = min(len(pairs), 8)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.6, 3.8), gridspec_kw={"wspace": 0.55})
+    f1, a1 = plt.subplots(figsize=(3.7, 3.7))
     lim = 1.15 * max(np.abs(pairs[:n]).max(), np.abs(rotated[:n]).max())
     for j in range(n):
         color = PALETTE[j % len(PALETTE)]
@@ -53,34 +60,35 @@ def rope_rotation(q: np.ndarray, q_rot: np.ndarray, position: int, trail: np.nda
     a1.set_aspect("equal")
     a1.axhline(0, color=INK, lw=0.5)
     a1.axvline(0, color=INK, lw=0.5)
-    a1.set_xlabel("real part  q[2j]")
+    a1.set_xlabel("real part  q[2j]\ndashed: before RoPE · solid: after")
     a1.set_ylabel("imaginary part  q[2j+1]")
-    a1.set_title(f"pairs j = 0…{n - 1} of one query at position {position}")
-    a1.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0), handlelength=1.2, title="pair", title_fontsize=7.5)
-    a1.text(0.0, -0.28, "dashed: before RoPE · solid: after", transform=a1.transAxes, fontsize=8)
+    a1.set_title(f"pairs j = 0…{n - 1} of one query\nat position {position}")
+    a1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), handlelength=1.2, title="pair", title_fontsize=8)
+    f2, a2 = plt.subplots(figsize=(3.7, 3.7))
     for k, j in enumerate(trail_pairs):
         color = PALETTE[k % len(PALETTE)]
         points = trail[:, j]  # [positions, 2]
         a2.scatter(points[:, 0], points[:, 1], s=10, color=color, label=f"pair {j}", zorder=3)
         if k == 0:  # pair 0 turns one radian per position: label its first steps, well apart
             for m in range(0, min(4, len(points))):
-                a2.text(*(points[m] * 1.22), f"m={m}", fontsize=7.5, color=color, ha="center", va="center")
+                a2.text(*(points[m] * 1.22), f"m={m}", fontsize=8, color=color, ha="center", va="center")
     circle = np.linspace(0, 2 * np.pi, 200)
     a2.plot(np.cos(circle), np.sin(circle), color=INK, lw=0.5, alpha=0.4)
     a2.set_xlim(-1.35, 1.35)
     a2.set_ylim(-1.35, 1.35)
     a2.set_aspect("equal")
-    a2.set_title(f"e^(i·m·θ_j) for positions m = 0…{len(trail) - 1}")
+    a2.set_title(f"e^(i·m·θ_j) for positions\nm = 0…{len(trail) - 1}")
     a2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return svg(fig, "RoPE rotations in the complex plane",
-               "Left: RoPE treats each adjacent pair of a query as a complex number and turns it by m·θ_j; "
-               "lengths do not change. Right: the unit rotations themselves, one point per position: the first "
-               "pair races round the circle, later pairs barely move.")
+    return panels([(f1, f"The first {n} pairs of one query as arrows in the complex plane, before and after RoPE"),
+                   (f2, "The unit rotations e^(i·m·θ_j) of four pairs, one point per position")],
+                  "First panel: RoPE treats each adjacent pair of a query as a complex number and turns it by "
+                  "m·θ_j; lengths do not change. Second: the unit rotations themselves, one point per position: "
+                  "the first pair races round the circle, later pairs barely move.")
 
 
 def rope_distance(curves: list[tuple[str, np.ndarray]], title: str) -> str:
     """Mean attention score against relative distance, one curve per variant."""
-    fig, ax = plt.subplots(figsize=(7.2, 3.0))
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
     for (name, values), color in zip(curves, (ORANGE, BLUE, GREEN)):
         ax.plot(np.arange(len(values)), values, lw=1.4, color=color, label=name)
     ax.set_xlabel("distance between query and key, in tokens")
@@ -92,4 +100,4 @@ def rope_distance(curves: list[tuple[str, np.ndarray]], title: str) -> str:
                "The mean score over every query–key pair the same distance apart. With RoPE (orange) the score "
                "falls with distance: the rotations make near keys match better. The same queries and keys "
                "without their rotations (blue) have no notion of distance. The rise at the far right is the first "
-               "token, which only the longest distances reach: the heads' attention sink.", max_width=700)
+               "token, which only the longest distances reach: the heads' attention sink.")

@@ -4,7 +4,7 @@ Every page's code blocks run in the same mkdocs process (markdown-exec), so thes
 once per build and shared by all pages:
 
     run()        the walk-through's prompt through the model the pages show: the built-in trained
-                 SmolLM2-135M, or the real Llama 3 8B when $LLAMA3_REFERENCE_8B names its
+                 SmolLM2-135M-Instruct, or the real Llama 3 8B when $LLAMA3_REFERENCE_8B names its
                  original/ directory or a .gguf file
     tiny()       the same prompt through the built-in tiny checkpoint (random weights), for the
                  pages where exactness is the point and for trained-versus-random
@@ -12,17 +12,16 @@ once per build and shared by all pages:
                  the prompt as Llama 3's tokenizer cuts it: every shape of the real model, computed
                  by the real code (the batched path), without the weights
 
-The helpers return Markdown or HTML strings; a page prints them.
+The helpers return Markdown or HTML strings; a page prints them. `code` (a titled block of source
+included from reference/) is `_code.py`'s.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
 import html
-import inspect
 import os
-import textwrap
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,11 @@ from reference.text.tokenizer import Tokenizer, load_tokenizer
 from reference.run import run_trace
 from reference.trace import trace_shapes
 
+from _code import code  # noqa: F401 - the pages import it from here, with the rest
+from _model_card import weight_types
+
 ROOT = Path(__file__).resolve().parents[1]
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"  # the built-in model, one name on every page (the file: SMOLLM2_FILE)
 REAL_8B_ENV = "LLAMA3_REFERENCE_8B"  # a Meta-Llama-3-8B original/ directory or .gguf: render the real model
 CAPITAL_PROMPT = "The capital of France is"  # the trained small model's sensible question
 LONG_TEXT = (  # ~130 tokens of ordinary prose, for the pictures that need distances longer than the prompt
@@ -98,7 +101,7 @@ def run() -> Run:
     """The prompt through the real 8B if $LLAMA3_REFERENCE_8B is set, else the built-in trained SmolLM2."""
     real = os.environ.get(REAL_8B_ENV)
     checkpoint = load_checkpoint(resolve_checkpoint(real or SMOLLM2))
-    return _run("Llama 3 8B" if real else "SmolLM2-135M", bool(real), True, checkpoint, WALKTHROUGH_PROMPT)
+    return _run("Llama 3 8B" if real else SMOLLM2_NAME, bool(real), True, checkpoint, WALKTHROUGH_PROMPT)
 
 
 @functools.cache
@@ -129,54 +132,6 @@ def llama3_8b() -> Model:
     for name, shape in expected.items():  # the contract of TRACE.md, checked on the real sizes
         assert tuple(trace[name].shape) == shape, f"{name}: meta pass gave {list(trace[name].shape)}, TRACE.md says {list(shape)}"
     return Model("Llama 3 8B", args, weights, trace)
-
-
-# --- code, included from reference/ ---
-
-
-def code(obj, name: str | None = None, *, start: str | None = None, end: str | None = None) -> str:
-    """The source of a function or class (or of a module-level constant `name`), as a titled block.
-
-    Read from reference/ at build time, so the page always shows the code that ran. `start`
-    and `end` cut out the lines from the first one containing `start` to the next one
-    containing `end`; if either is not found the build fails, so a page cannot go on
-    describing code that has changed.
-    """
-    file = Path(inspect.getsourcefile(obj))
-    if name is None:
-        lines, first = inspect.getsourcelines(obj)
-    else:
-        lines, first = _constant_source(file, name)
-    if start is not None or end is not None:
-        i = _find(lines, start, 0, obj) if start is not None else 0
-        j = _find(lines, end, i, obj) if end is not None else len(lines) - 1
-        lines, first = lines[i:j + 1], first + i
-        lines = textwrap.dedent("".join(lines)).splitlines(keepends=True)
-    where = file.resolve().relative_to(ROOT)
-    last = first + len(lines) - 1
-    span = f"line {first}" if first == last else f"lines {first}–{last}"
-    return f'````python title="{where} · {span}"\n{"".join(lines).rstrip()}\n````\n'
-
-
-def _find(lines: list[str], text: str, after: int, obj) -> int:
-    for i in range(after, len(lines)):
-        if text in lines[i]:
-            return i
-    raise LookupError(f"{getattr(obj, '__qualname__', obj)}: no line containing {text!r}")
-
-
-def _constant_source(file: Path, name: str) -> tuple[list[str], int]:
-    """A module-level assignment `name = ...`, with the comment lines right above it."""
-    source = file.read_text(encoding="utf-8")
-    lines = source.splitlines(keepends=True)
-    for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            first = node.lineno - 1
-            while first > 0 and lines[first - 1].lstrip().startswith("#"):
-                first -= 1
-            return lines[first:node.end_lineno], first + 1
-    raise LookupError(f"{file}: no module-level assignment to {name}")
 
 
 # --- tensors: shapes and values ---
@@ -225,8 +180,38 @@ def shapes(rows: Mapping[str, Row] | list[str]) -> str:
     out = [f"| | this page ({here.label}) | Llama 3 8B |", "| --- | --- | --- |"]
     for label, row in rows.items():
         cells = [_shape_of(m, row) for m in (here, real)]
-        out.append(f"| `{label}` | `{cells[0]}` | `{cells[1]}` |")
+        out.append(f"| {_name_cell(label)} | {_shape_cell(cells[0])} | {_shape_cell(cells[1])} |")
     return "\n".join(out) + "\n"
+
+
+def products(rows: Mapping[str, Callable[[Model], tuple[torch.Tensor, torch.Tensor]]]) -> str:
+    """A table of matrix products, each as `[a, b] @ [b, c] → [a, c]` in this build and in Llama 3 8B.
+
+    A row maps a label to a function of a `Model` returning the two factors, e.g.
+    {"q_rot @ k_rotᵀ": lambda m: (q_rot(m), q_rot(m).T)}; the product's shape is computed, not typed.
+    """
+    here, real = run(), llama3_8b()
+    out = [f"| product | this page ({here.label}) | Llama 3 8B |", "| --- | --- | --- |"]
+    for label, factors in rows.items():
+        cells = []
+        for m in (here, real):
+            a, b = factors(m)
+            cells.append(f"{_shape_cell(shape(a))} @ {_shape_cell(shape(b))} → {_shape_cell(shape(a @ b))}")
+        out.append(f"| {_name_cell(label)} | {cells[0]} | {cells[1]} |")
+    return "\n".join(out) + "\n"
+
+
+def _name_cell(name: str) -> str:
+    """A tensor's name as code that a narrow column breaks after a dot or an underscore, never
+    inside a word: `layers.0.attention_weights`, not `layers.0.atte` / `ntion_weights`."""
+    shown = html.escape(name, quote=False).replace("|", "&#124;")
+    broken = re.sub(r"([._])", r"\1<wbr>", shown)
+    return f'<code class="l3-name">{broken}</code>'
+
+
+def _shape_cell(shape_text: str) -> str:
+    """A shape as code kept on one line: `[32, 17, 17]`, not `[32, 17,` / `17]`."""
+    return f'<code class="l3-shape">{shape_text}</code>'
 
 
 def _shape_of(m: Model, row: Row) -> str:
@@ -237,11 +222,6 @@ def _shape_of(m: Model, row: Row) -> str:
     return shape(m.weights[row])
 
 
-def model_summary(args: ModelArgs) -> str:
-    return (f"dim {args.dim}, {args.n_layers} layers, {args.n_heads} query heads, {args.n_kv_heads} kv heads, "
-            f"head_dim {args.head_dim}, SwiGLU hidden size {args.hidden_dim}, vocabulary {args.vocab_size:,}")
-
-
 def banner() -> str:
     """One line at the top of every step's page: which model computed its values. Excluded
     from the site's search, so that a search finds the pages' words, not this line 13 times."""
@@ -249,27 +229,12 @@ def banner() -> str:
     if r.real:
         what = f"the real Llama 3 8B from <code>{html.escape(str(r.checkpoint.path))}</code> (${REAL_8B_ENV})"
     else:
-        what = ("<strong>SmolLM2-135M-Instruct</strong>, a trained Llama-architecture model built in "
+        kinds = [k for k in weight_types(r.weights) if re.match(r"Q\d_", k)]
+        stored = f" ({kinds[0][1]}-bit {kinds[0]} weights, RoPE θ {r.args.rope_theta:,.0f})" if kinds else ""
+        what = (f"<strong>{SMOLLM2_NAME}</strong>{stored}, a trained Llama-architecture model built in "
                 '(<a href="index.md#which-model-computes-these-values">which model, and why</a>)')
     return (f'<p class="l3-source" data-search-exclude>Values on this page: {what}. '
             f"Shapes beside them: Llama 3 8B's, computed by the same code.</p>\n")
-
-
-# --- tokens as coloured spans ---
-
-# Mid-tone hues at low opacity: readable on the light and the dark theme alike.
-SPAN_HUES = ("79, 127, 217", "224, 123, 57", "58, 166, 117", "201, 80, 138", "138, 111, 209", "47, 166, 181")
-
-
-def token_spans(tokens: list[int], texts: list[str]) -> str:
-    """HTML: each token's text in its own coloured box, its id beneath."""
-    spans = []
-    for i, (token, text) in enumerate(zip(tokens, texts)):
-        hue = SPAN_HUES[i % len(SPAN_HUES)]
-        shown = html.escape(text).replace(" ", "&nbsp;") or "&nbsp;"
-        spans.append(f'<span class="l3-token" style="background: rgba({hue}, 0.22); border-color: rgba({hue}, 0.8)">'
-                     f'<span class="l3-token-text">{shown}</span><span class="l3-token-id">{token}</span></span>')
-    return f'<div class="l3-tokens">{"".join(spans)}</div>\n'
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:
