@@ -35,8 +35,11 @@ from reference.formats.synthesize import builtin_checkpoint  # noqa: E402
 
 def copy_of(tiny: Path, out: Path, params: dict | None = None) -> Path:
     shutil.copytree(tiny, out)
-    if params is not None:
-        (out / "params.json").write_text(json.dumps({**json.loads((tiny / "params.json").read_text()), **params}))
+    if params is not None:  # max_seq_len, as older files spell the context, replaces the newer key
+        old = json.loads((tiny / "params.json").read_text())
+        if "max_seq_len" in params:
+            old.pop("max_position_embeddings", None)
+        (out / "params.json").write_text(json.dumps({**old, **params}))
     return out
 
 

@@ -195,8 +195,9 @@ PRESETS: dict[str, ModelArgs] = {
 }
 
 
-# Llama 3.2 1B and 3B tie their output projection to the embeddings: their checkpoints have no
-# output.weight (a checkpoint without one is tied, whatever its name); synthesize() follows this.
+# Llama 3.2 1B and 3B tie their output projection to the embeddings. Meta's consolidated.00.pth
+# stores output.weight all the same, a copy of tok_embeddings.weight, and synthesize() writes it so;
+# Hugging Face's and GGUF's files leave it out (a checkpoint without one is tied, whatever its name).
 TIED_PRESETS = frozenset({"llama3.2-1b", "llama3.2-3b"})
 
 

@@ -121,10 +121,11 @@ def test_llama32_presets_are_tied_and_the_rest_are_not():
     assert TIED_PRESETS == {"llama3.2-1b", "llama3.2-3b"} and TIED_PRESETS <= set(PRESETS)
 
 
-def test_synthesizing_a_tied_preset_leaves_out_output_weight(monkeypatch, tmp_path):
+def test_synthesizing_a_tied_preset_stores_output_weight_as_a_copy_of_the_embeddings(monkeypatch, tmp_path):
+    """As Meta's own 3.2 consolidated.00.pth does, so that Meta's loader takes it as it is."""
     monkeypatch.setitem(config.PRESETS, "llama3.2-1b", shrunk(PRESETS["llama3.2-1b"]))  # its settings, small
     ckpt = load_checkpoint(synthesize("llama3.2-1b", seed=0, out_dir=tmp_path / "c"))
-    assert ckpt.tied and "output.weight" not in ckpt.weights
+    assert torch.equal(ckpt.weights["output.weight"], ckpt.weights["tok_embeddings.weight"])
 
 
 # --- every variant traces ---

@@ -5,7 +5,11 @@ The reference runs the same checkpoint on the same tokens in float64. Your tenso
 compared in pipeline order, each against the tensor its step makes from the inputs before it
 (yours, where you gave them and they matched), within the tolerance of the dtype you computed
 in (`difference.DTYPE_TOLERANCE`). The first that differs is named, with its error, its worst
-element, and the known mistake (causes.py) whose recomputation reproduces it. From Python:
+element, and the known mistake (causes.py) whose recomputation reproduces it; where the trace
+lacks the tensors before it (one taken with module hooks), by replaying that block under each
+(diagnose.py), and the report says so. A difference no mistake explains but a lower dtype's
+rounding does steps the comparison down through `difference.LEVELS` (float32, then float16 or
+bfloat16) and the report says where it settled. From Python:
 
     report = check_trace({"layers.0.q": q, ...}, checkpoint="tiny", prompt="Hello")
     assert_matches_reference(tensors, checkpoint="tiny", prompt="Hello")  # in a pytest test
@@ -13,47 +17,23 @@ element, and the known mistake (causes.py) whose recomputation reproduces it. Fr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
-from .causes import CAUSES
-from .diagnose import Context, Finding, diagnose
-from .difference import LOWER, DTYPE_TOLERANCE, difference, recognise_dtype, representable, where_text
+from .diagnose import Context, diagnose
+from .difference import DTYPE_TOLERANCE, LEVELS, difference, recognise_dtype, representable
 from ..errors import InputError
 from .replay import (LOGITS, NEXT_TOKEN, SMALL_DIM, TOKENS, ReplayWeights, layer_of, one_thread, reference_trace,
                      replay, stretch)
+from .report import Report, build_report
 from ..trace import step, trace_shapes
-from .user_trace import (PERMUTED, as_arrays, check_names, decide_layout, read_names, read_trace_file,
-                         reference_tokens, rename, to_float64, to_meta)
+from .user_trace import (as_arrays, check_names, decide_layout, read_names, read_trace_file, reference_tokens,
+                         rename, to_float64, to_meta)
 
 LAYOUTS = ("auto", "meta", "hf")
-
-
-@dataclass(frozen=True)
-class Report:
-    match: bool  # every tensor given matches at the dtype's level
-    first_divergent: str | None  # the first tensor that does not, in pipeline order
-    cause: str | None  # its cause (an id of causes.CAUSES), or None when no known mistake fits
-    max_error: float | None  # its max error relative to its scale (None: non-finite or another shape)
-    where: dict | None  # its worst element: layer, head, position, index
-    checked: tuple[str, ...]  # the names compared, in pipeline order
-    missing: tuple[str, ...]  # the contract's names the trace did not hold
-    layout: str  # "meta" or "hf": the order of q and k within each head
-    dtype: str  # the dtype assumed for the tolerances
-    evidence: str | None  # one sentence: what reproduces the divergent tensor
-    lines: tuple[str, ...]  # the report, for people
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines)
-
-    def to_json(self) -> dict:
-        error = self.max_error if self.max_error is not None and self.max_error != float("inf") else None
-        return {"match": self.match, "first_divergent": self.first_divergent, "cause": self.cause,
-                "max_error": error, "where": self.where, "checked": list(self.checked),
-                "missing": list(self.missing), "layout": self.layout, "dtype": self.dtype, "evidence": self.evidence}
 
 
 def load(checkpoint):
@@ -101,7 +81,7 @@ def _check(arrays, ckpt, prompt, layout, dtype, source) -> Report:
     missing = tuple(n for n in order if n not in yours)
     head = [f"checked {len(checked)} tensors of {source} against {Path(ckpt.path).name}, on {tokens_why}",
             f"dtype: {dtype_why}; layout: {layout_why}"]
-    return _report(finding, precision, checked, missing, layout, dtype, level, head, order, yours)
+    return build_report(finding, precision, checked, missing, layout, dtype, level, head, order, yours)
 
 
 def _tolerance(level: str, names: list[str], accepted) -> float:
@@ -111,11 +91,12 @@ def _tolerance(level: str, names: list[str], accepted) -> float:
 
 
 def _walk(order, yours, env, m, dtype, without_bos):
-    """Compare in pipeline order; returns (checked, the first Finding or None, (name, level) where
-    precision-level differences began or None, the level compared at in the end)."""
+    """Compare in pipeline order; returns (checked, the first Finding or None, the precision
+    steps: (name, level, error, where) each time differences at a lower dtype's level began,
+    the level compared at in the end)."""
     accepted: list[str] = []
     checked: list[str] = []
-    precision, level = None, dtype
+    precision, level = [], dtype
     for name in order:
         if name not in yours:
             continue
@@ -130,18 +111,39 @@ def _walk(order, yours, env, m, dtype, without_bos):
             accepted.append(name)
             continue
         ctx = Context(m, dict(env), frozenset(accepted), yours, without_bos)
-        finding = replace(diagnose(name, names, ctx, expected.to(torch.float64), diff, tol), tolerance=tol)
-        lower = [low for low in LOWER if DTYPE_TOLERANCE[low] > DTYPE_TOLERANCE[level] and diff is not None
-                 and diff.error <= _tolerance(low, names, accepted)]
-        if finding.cause is None and lower and step(name) not in (TOKENS, NEXT_TOKEN):
-            held = [low for low in lower if representable(y.float().numpy(), low)]  # the values say which
-            low = (held or lower)[0]
-            precision, level = precision or (name, low, diff.error, finding.where), low
+        finding = diagnose(name, names, ctx, expected.to(torch.float64), diff, tol)
+        low, why = _settle(y, diff, level, names, accepted) if step(name) not in (TOKENS, NEXT_TOKEN) else (None, "")
+        if finding.cause is None and low is not None:
+            precision.append((name, level, low, why, diff.error, finding.where))
+            level = low
             env[name] = y
             accepted.append(name)
             continue
-        return checked, finding, precision, level
+        start = order.index(names[0])
+        return checked, replace(finding, tolerance=tol, replayed=tuple(n for n in names[:-1] if n not in yours),
+                                since=order[start - 1] if start else None), precision, level
     return checked, None, precision, level
+
+
+def _settle(y, diff, level: str, names, accepted) -> tuple[str | None, str]:
+    """(the lower dtype whose rounding explains `diff`, why), stepping through LEVELS in order: the
+    first coarser than `level` whose tolerance covers it, unless the values are the numbers of a
+    later one that does (a bfloat16 pass's values are all bfloat16 numbers). (None, "") if none does."""
+    if diff is None:
+        return None, ""
+    coarser = [low for low in LEVELS if DTYPE_TOLERANCE[low] > DTYPE_TOLERANCE[level]]
+    covering = [low for low in coarser if diff.error <= _tolerance(low, names, accepted)]
+    if not covering:
+        return None, ""
+    # The values say which, where they are all one dtype's numbers: the fewest mantissa bits first
+    # (a bfloat16 number is a float16 one too, in float16's range).
+    held = next((low for low in ("bfloat16", "float16", "float32")
+                 if low in covering and representable(y.numpy(), low)), None)
+    if held is not None and held != covering[0]:
+        return held, f"{covering[0]}'s tolerance covers them too, but the values are {held} numbers"
+    tight = coarser[:coarser.index(covering[0])]
+    return covering[0], (f"stepping through {', '.join(coarser)} in that order, the first whose tolerance covers them"
+                         + (f" ({' and '.join(tight)}'s too tight)" if tight else ""))
 
 
 def _fits(name: str, yours, diff, env, tol: float) -> bool:
@@ -151,58 +153,6 @@ def _fits(name: str, yours, diff, env, tol: float) -> bool:
         row = env[LOGITS][-1]
         return float(row.max() - row[int(yours)]) <= tol * float(row.abs().max())
     return diff.error <= tol
-
-
-def _report(finding: Finding | None, precision, checked, missing, layout, dtype, level, head, order, yours) -> Report:
-    lines = list(head)
-    if precision:
-        name, low, e, place = precision
-        lines.append(f"from {name} on, the differences are those of a lower dtype (max error {e:.1g} of the scale, "
-                     f"within {low}'s tolerance {DTYPE_TOLERANCE[low]:g}; {dtype}'s is {DTYPE_TOLERANCE[dtype]:g}) and no known "
-                     f"mistake reproduces them: precision, not a mistake; compared at {low}'s level from there on")
-    if finding is None:
-        if precision:
-            lines.append(f"cause precision: no mistake past them, every later tensor matches at {low}'s level; "
-                         f"pass --dtype {low} to compare at that level")
-            return Report(False, name, "precision", e, place or None, tuple(checked), missing, layout, dtype,
-                          f"differences at {low}'s level from {name} on", tuple(lines + _missing(missing, order)))
-        lines.append(f"match: all {len(checked)} tensors given match within {dtype}'s tolerance ({DTYPE_TOLERANCE[dtype]:g} "
-                     f"of each tensor's scale)")
-        return Report(True, None, None, None, None, tuple(checked), missing, layout, dtype, None,
-                      tuple(lines + _missing(missing, order)))
-    f = finding
-    error = "another shape" if f.error == float("inf") and not f.where else (
-        "non-finite values" if f.error == float("inf") else f"max error {f.error:.2g} of its scale")
-    at = f", at {where_text(f.where)}" if f.where else ""
-    if layout == "hf" and step(f.name) in PERMUTED and "index" in (f.where or {}):
-        at += " (the index in Meta's order of the head's dimensions)"
-    lines.append(f"first difference: {f.name}: {error} (tolerance {f.tolerance:.2g} at {level}){at}")
-    before = len(checked) - 1
-    lines.append(f"everything before it matched: the {plural(before, 'tensor')} given before it" if before else
-                 "it is the first tensor of the trace")
-    if f.cause:
-        lines += [f"cause {f.cause}: {f.evidence}", f"  what: {CAUSES[f.cause].explanation}",
-                  f"  fix: {CAUSES[f.cause].fix}"]
-    else:
-        lines.append(f"cause unknown: {f.evidence}")
-    later = [n for n in order if n in yours and order.index(n) > order.index(f.name)]
-    if later:
-        lines.append(f"the {plural(len(later), 'tensor')} given after it were not compared: they inherit the "
-                     "difference")
-    error_value = None if f.error == float("inf") else f.error
-    return Report(False, f.name, f.cause, error_value, f.where or None, tuple(checked), missing, layout, dtype,
-                  f.evidence, tuple(lines + _missing(missing, order)))
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _missing(missing, order) -> list[str]:
-    if not missing:
-        return []
-    shown = ", ".join(missing[:4]) + (", …" if len(missing) > 4 else "")
-    return [f"not in the trace: {len(missing)} of the contract's {len(order)} names ({shown})"]
 
 
 def assert_matches_reference(tensors, checkpoint, prompt: str | None = None, **options) -> Report:

@@ -2,29 +2,31 @@
 
 The divergent tensor is recomputed from the inputs of its step (the user's, where they gave
 them and they matched; the reference's elsewhere) under every mistake of `mistakes.py`. When
-the trace holds only a few names, the mistake may sit in any step between the last tensor
-given before it and the divergent one (`replay.stretch`): each of those steps' mistakes is
-tried too, in that layer alone and in every layer from it on. A mistake fits when its result
-is within the dtype's tolerance of the user's tensor and far closer than the correct one.
-Nothing fits: the pattern of the difference is described instead, not guessed at.
+the trace holds only a few names, as one recorded with module hooks does, the mistake may sit
+in any step between the last tensor given before it and the divergent one (`replay.stretch`):
+the whole block is replayed under each hypothesis of `hypotheses.py`, a mistake of one of
+those steps or one helper's mistake in the two tensors it makes (RoPE on q and k, the kv
+expansion on k and v), in that layer alone and in every layer from it on; such a finding says
+it was inferred. A mistake fits when its result is within the dtype's tolerance of the user's
+tensor and far closer than the correct one. Nothing fits: the pattern of the difference is
+described instead, not guessed at.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
 from .difference import Difference, difference, pattern, where, where_text
-from .mistakes import mistakes
-from .replay import LOGITS, NEXT_TOKEN, TOKENS, Env, ReplayWeights, Swap, layer_of, prefixes, replay
+from .hypotheses import Hypothesis, hypotheses
+from .replay import LOGITS, NEXT_TOKEN, TOKENS, Env, ReplayWeights, layer_of, prefixes, replay
 from ..trace import step, step_letters
 
 CLEARLY_CLOSER = 4  # a fitting mistake is at least this many times closer than the correct tensor
 SCREEN_COLUMNS = 2048  # a large vocabulary's logits are screened on this many columns before all are compared
-MAX_LAYERS = 4  # a stretch over more layers than this is searched for mistakes in every layer only
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,17 @@ class Finding:
     where: dict  # its worst element (difference.where), empty when the shapes differ
     evidence: str  # one sentence: what reproduces it, or the pattern of the difference
     tolerance: float = 0.0  # the one it was compared with (set by check)
+    inferred: bool = False  # the cause sits in steps the trace lacks: inferred from replaying them
+    also: tuple[str, ...] = ()  # other causes whose replay fits too
+    replayed: tuple[str, ...] = ()  # the names before it that the trace lacks, recomputed to reach it (set by check)
+    since: str | None = None  # the last tensor the trace gave before them (set by check)
+
+
+class Fit(NamedTuple):
+    error: float  # the user's tensor against the one a hypothesis gives
+    cause: str
+    evidence: str
+    inferred: bool = False  # the hypothesis sits in steps before the divergent one, which the trace lacks
 
 
 @dataclass(frozen=True)
@@ -63,10 +76,11 @@ def diagnose(name: str, names: list[str], ctx: Context, expected: torch.Tensor, 
         found += _no_bos(name, yours, ctx)
     else:
         found += _mistakes(name, names, ctx, yours, expected, tol, error)
-    fitting = [f for f in found if f[0] <= tol and f[0] * CLEARLY_CLOSER < error]
+    fitting = [f for f in found if f.error <= tol and f.error * CLEARLY_CLOSER < error]
     if fitting:
-        e, cause, evidence = min(fitting, key=lambda f: f[0])
-        return Finding(name, cause, error, place, evidence)
+        best = min(fitting, key=lambda f: f.error)
+        also = tuple(dict.fromkeys(f.cause for f in fitting if f.cause != best.cause))
+        return Finding(name, best.cause, error, place, best.evidence, inferred=best.inferred, also=also)
     if diff is None:
         return Finding(name, None, error, place, f"your {name} has shape {list(yours.shape)}; the contract's is "
                                                   f"{list(expected.shape)} ({step_letters(name)})")
@@ -116,9 +130,9 @@ def _axes(name: str, yours, expected, ctx: Context) -> list:
         moved = factored.permute(order).reshape(-1)
         d = difference(yours.reshape(-1), moved)
         axes = ", ".join(letters[i] for i in order)
-        out.append((d.error, "axes", f"your {name} (shape {list(yours.shape)}) holds the right values with its axes "
-                                     f"as [{axes}], max error {fmt(d.error)}; the contract's order is "
-                                     f"[{', '.join(letters)}]"))
+        out.append(Fit(d.error, "axes", f"your {name} (shape {list(yours.shape)}) holds the right values with its "
+                                        f"axes as [{axes}], max error {fmt(d.error)}; the contract's order is "
+                                        f"[{', '.join(letters)}]"))
     return out
 
 
@@ -129,33 +143,22 @@ def _no_bos(name: str, yours, ctx: Context) -> list:
     if theirs is None or theirs.shape != yours.shape:
         return []
     d = difference(yours, theirs)
-    return [(d.error, "tokens-no-bos", f"your {name} is the reference's for the tokens without the BOS token first, "
-                                       f"max error {fmt(d.error)}")]
+    return [Fit(d.error, "tokens-no-bos", f"your {name} is the reference's for the tokens without the BOS token "
+                                          f"first, max error {fmt(d.error)}")]
 
 
-def _mistakes(name: str, names: list[str], ctx: Context, yours, expected, tol: float, error: float) -> list:
-    """Known mistakes at the steps of `names` the user did not give, replayed to `name`, in
-    groups from the likeliest: `name`'s own step; the other steps of its layer; each step of
-    the first layer recomputed wrong in every layer from there on (a learner's bug is in every
-    layer); each step in one earlier layer alone. The first group where one fits ends the search."""
-    own, steps = layer_of(name), [s for s in names if s not in ctx.accepted]
-    layers = sorted({layer_of(s) for s in steps if layer_of(s) >= 0})
+def _mistakes(name: str, names: list[str], ctx: Context, yours, expected, tol: float, error: float) -> list[Fit]:
+    """Replay `names` to `name` under each hypothesis (hypotheses.py), a group at a time from the
+    likeliest; the first group where one fits ends the search."""
     envs = dict(zip(names, prefixes(names, ctx.env, set(ctx.accepted), ctx.m)))
-    earlier = [(s, False) for s in reversed(steps) if layer_of(s) != own]
-    groups = [[(name, False)], [(s, False) for s in reversed(steps) if s != name and layer_of(s) == own]]
-    if layers and layers[0] != own:
-        groups.append([(s, True) for s in steps if layer_of(s) == layers[0]])
-    groups.append(earlier if len(layers) <= MAX_LAYERS else [(s, o) for s, o in earlier if layer_of(s) < 0])
     screen = _screen(name, ctx, yours, expected)
-    for group in groups:
-        tries = [(source, onwards, mk) for source, onwards in group
-                 for mk in mistakes(source, ctx.m, envs[source], yours if source == name else None)]
+    for group in hypotheses(name, names, ctx.accepted, ctx.m, envs, yours):
         if screen is not None:  # the logits of a large vocabulary: the best few on some columns, then on all
-            scored = sorted(((_error(names, t, envs, ctx, *screen), n) for n, t in enumerate(tries)))
-            tries = [tries[n] for e, n in scored[:3] if e <= 2 * tol]
-        found = [(_error(names, t, envs, ctx, ctx.m, yours), t) for t in tries]
-        found = [(e, mk.cause, _evidence(name, source, onwards, mk, e)) for e, (source, onwards, mk) in found]
-        if any(e <= tol and e * CLEARLY_CLOSER < error for e, _, _ in found):
+            scored = sorted(((_error(names, h, envs, ctx, *screen), n) for n, h in enumerate(group)))
+            group = [group[n] for e, n in scored[:3] if e <= 2 * tol]
+        found = [(_error(names, h, envs, ctx, ctx.m, yours), h) for h in group]
+        found = [Fit(e, h.cause, _evidence(name, h, e), h.source != name) for e, h in found]
+        if any(f.error <= tol and f.error * CLEARLY_CLOSER < error for f in found):
             return found
     return []
 
@@ -170,23 +173,23 @@ def _screen(name: str, ctx: Context, yours, expected):
     return replace(ctx.m, columns=columns, upcast=ctx.m.upcast), yours[:, columns]
 
 
-def _error(names: list[str], attempt, envs, ctx: Context, m, yours) -> float:
-    """The error of `yours` against the pass replayed with `attempt` (source, onwards, mistake)."""
-    source, onwards, mk = attempt
+def _error(names: list[str], h: Hypothesis, envs, ctx: Context, m, yours) -> float:
+    """The error of `yours` against the pass replayed under hypothesis `h`."""
     try:
-        got = replay(names[names.index(source):], envs[source], set(ctx.accepted), m,
-                     Swap(step(source), layer_of(source), mk.fn, onwards))
+        got = replay(names[names.index(h.source):], envs[h.source], set(ctx.accepted), m, h.swaps)
     except (RuntimeError, IndexError):  # a mistake this model's shapes do not allow
         return float("inf")
     return difference(yours, got).error if got.shape == yours.shape else float("inf")
 
 
-def _evidence(name: str, source: str, onwards: bool, mk, e: float) -> str:
-    i = layer_of(source)
-    what = mk.what.format(p=f"layers.{i}." if i >= 0 else "")
-    meaning = f": {mk.meaning}" if mk.meaning else ""
-    if source == name:
+def _evidence(name: str, h: Hypothesis, e: float) -> str:
+    i = layer_of(h.source)
+    what = h.what.format(p=f"layers.{i}." if i >= 0 else "")
+    meaning = f": {h.meaning}" if h.meaning else ""
+    if h.steps == (name,):
         return f"your {name} equals {what}, max error {fmt(e)}{meaning}"
-    every = f" in every layer from {i} on" if onwards else ""
-    return (f"your {name} equals what the pass gives with {source} computed as {what}{every}, max error "
-            f"{fmt(e)}{meaning}; {source} is not in the trace, so the mistake may sit there")
+    every = f" in every layer from {i} on" if h.onwards else ""
+    lacking = [s for s in h.steps if s != name]
+    return (f"your {name} equals what the pass gives with {' and '.join(h.steps)} computed as {what}{every}, max "
+            f"error {fmt(e)}{meaning}; {' and '.join(lacking)} {'is' if len(lacking) == 1 else 'are'} not in the "
+            f"trace, so the mistake may sit there")

@@ -22,7 +22,11 @@ from ..trace import step, step_letters
 # step measured (our pass and transformers' in that dtype, tiny and SmolLM2, 5 to 47 tokens:
 # 8e-3 and 2e-3). A trace that skips layers is compared with √(layers recomputed) times this.
 DTYPE_TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 2e-2, "bfloat16": 8e-2}
-LOWER = ("float16", "bfloat16")  # the levels a float32 trace may really have been computed at
+# The dtypes a trace may really have been computed in, finest first. A trace stored in float64
+# may hold a float32 pass's values, one stored in float32 a bfloat16 pass's: when no known
+# mistake explains a difference, `check` steps through these in this order and settles on the
+# first whose tolerance covers it (of float16 and bfloat16, the one whose numbers the values are).
+LEVELS = ("float32", "float16", "bfloat16")
 # Entries at or below this are the causal mask, whatever the code wrote there: −inf, or the
 # dtype's most negative number as Hugging Face adds (float16's is −65504).
 MASK_FLOOR = -6e4
@@ -94,10 +98,17 @@ def where_text(place: dict) -> str:
 # --- the dtype the user computed in, from the values ---
 
 def representable(x: np.ndarray, dtype: str, sample: int = 1 << 14) -> bool:
-    """Every finite value of a float32 array (of its first `sample`) is a `dtype` number (bf16: the
-    low 16 bits are 0). A float32 result is one by chance once in 65,536 values, so 16,384 tell."""
+    """Every finite value of an array (of its first `sample`) is a `dtype` number: float32 (a
+    float64 array holding a float32 pass's values), float16, or bfloat16 (the low 16 of float32's
+    bits are 0). A float32 result is a bf16 number by chance once in 65,536 values, so 16,384 tell."""
     x = np.asarray(x).reshape(-1)[:sample]
-    x = np.ascontiguousarray(x[np.isfinite(x)], dtype=np.float32)
+    x = x[np.isfinite(x)]
+    with np.errstate(over="ignore"):
+        if not np.array_equal(x.astype(np.float32), x):  # not even float32 numbers
+            return False
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if dtype == "float32":
+        return True
     if dtype == "bfloat16":
         return bool(np.all((x.view(np.uint32) & 0xFFFF) == 0))
     with np.errstate(over="ignore"):

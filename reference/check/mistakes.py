@@ -14,15 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import model
-from ..formats.layout import activation_to_adjacent_pairs as to_pairs
 from .replay import (ATTENTION, ATTENTION_NORM, ATTENTION_OUT, ATTENTION_WEIGHTS, FFN_NORM, FFN_OUT, FREQS_CIS, H, K,
-                     K_ROTATED, NORM, OUT, Q, Q_ROTATED, SCORES, V, Env, ReplayWeights, Step, at, cis, ffn, heads,
+                     K_ROTATED, NORM, OUT, Q, Q_ROTATED, SCORES, V, Env, ReplayWeights, Step, at, ffn, grouped, heads,
                      layer_input, layer_of, masked, raw_scores, weighted_values)
+from .rotations import rope_angles, rope_options, rotations
 from ..trace import step
-
-COMMON_THETAS = (10_000.0, 500_000.0, 1_000_000.0, 100_000.0, 50_000.0)  # Llama 2, Llama 3, and others
-COMMON_STARTS = (1, -1, 2)
 
 
 @dataclass(frozen=True)
@@ -40,88 +36,20 @@ def mistakes(name: str, m: ReplayWeights, env: Env, yours: torch.Tensor | None =
     return made(i, m, env, yours) if made else []
 
 
-# --- RoPE: the base θ, the first position, the pairing ---
+# --- RoPE: the base θ, the first position, the pairing (rotations.py) ---
 
-def to_halves(x: torch.Tensor) -> torch.Tensor:
-    """[..., d] in Meta's order -> Hugging Face's (real parts, then imaginary): the inverse of `to_pairs`."""
-    return x.unflatten(-1, (-1, 2)).transpose(-1, -2).flatten(-2)  # [..., d]
-
-
-def rotate_half_rope(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Hugging Face's RoPE: x·cos + rotate_half(x)·sin, pairing dimension j with j + d/2."""
-    cos, sin = torch.cat([c.real, c.real], -1), torch.cat([c.imag, c.imag], -1)  # [T, d]
-    x1, x2 = x.chunk(2, dim=-1)  # [..., T, d/2] each
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin  # [..., T, d]
-
-
-def rope_angles(kind: str, i: int, env: Env, yours: torch.Tensor) -> torch.Tensor:
-    """The angle the user turned each (position, pair) by: [T, d/2]."""
-    if kind == FREQS_CIS:
-        return torch.atan2(yours[..., 1], yours[..., 0])  # [T, d/2]
-    source = env[at(i, Q if kind == Q_ROTATED else K)]
-    pairs = lambda x: torch.view_as_complex(x.unflatten(-1, (-1, 2)).contiguous())  # noqa: E731 [n, T, d/2]
-    return torch.angle((pairs(yours) * pairs(source).conj()).sum(0))  # [T, d/2], summed over heads
-
-
-def fit_rope(angles: torch.Tensor, d: int) -> tuple[list[float], list[int]]:
-    """The bases θ and first positions that fit the angles m·θ^(-2j/d).
-
-    Between positions 0 and 1 pair j turns by θ^(-2j/d) < 1 radian, so θ = turn^(-d/2j);
-    at the first position the slowest pair has turned start·turn, far less than π.
-    Example: angles of θ = 10000, d = 8, positions 1, 2, … -> ([10000.0, 10000.0, 10000.0], [1]).
-    """
-    if angles.shape[0] < 2:
-        return [], []
-    turn = torch.remainder(angles[1] - angles[0] + math.pi, 2 * math.pi) - math.pi  # [d/2]
-    j = torch.arange(len(turn), dtype=turn.dtype)
-    ok = (j >= 1) & (turn > 1e-12) & (turn < 1)
-    thetas = []
-    if ok.any():
-        base = float(torch.exp(-torch.log(turn[ok]) * d / (2 * j[ok])).median())
-        thetas = [float(f"{base:.2g}"), float(f"{base:.3g}"), base]
-    start = round(float(angles[0, -1] / turn[-1])) if float(turn[-1]) > 1e-12 else 0
-    return thetas, [start] if start and abs(start) < 1 << 20 else []
-
-
-def _rope(kind: str, i: int, m: ReplayWeights, env: Env, yours) -> list[Mistake]:
-    a, d = m.args, m.args.head_dim
-    thetas, starts = fit_rope(rope_angles(kind, i, env, yours), d) if yours is not None else ([], [])
-    options = [(a.replace(rope_theta=t), 0, "rope-theta", f"RoPE with θ = {t:g} (the checkpoint's: {a.rope_theta:g})")
-               for t in dict.fromkeys(thetas + list(COMMON_THETAS)) if t > 1 and abs(t / a.rope_theta - 1) > 1e-6]
-    if a.use_scaled_rope:
-        options.append((a.replace(use_scaled_rope=False), 0, "rope-theta",
-                        f"RoPE with θ = {a.rope_theta:g} but without Llama 3.1's scaling of the low frequencies"))
-    options += [(a, s, "rope-positions", f"RoPE with positions starting at {s} instead of 0")
-                for s in dict.fromkeys(starts + list(COMMON_STARTS))]
-    made = []
-    for args, start, cause, what in options:
-        def freqs(env, args=args, start=start):
-            return model.freqs_cis(args, env[FREQS_CIS].shape[0], start=start, dtype=torch.float64)  # [T, d/2]
-        if kind == FREQS_CIS:
-            made.append(Mistake(cause, what, lambda env, i, m, f=freqs: torch.view_as_real(f(env))))
-        else:
-            src = Q if kind == Q_ROTATED else K
-            made.append(Mistake(cause, what + f" applied to the correct {{p}}{src}",
-                                lambda env, i, m, f=freqs, s=src: model.apply_rope(env[at(i, s)], f(env))))
-    return made
+def _freqs_cis(i: int, m: ReplayWeights, env: Env, yours) -> list[Mistake]:
+    angles = rope_angles(FREQS_CIS, i, env, yours) if yours is not None else None
+    return [Mistake(cause, what, lambda env, i, m, f=f: torch.view_as_real(f(env)))
+            for cause, what, f in rope_options(m, angles)]
 
 
 def _rotated(kind: str):
     def made(i: int, m: ReplayWeights, env: Env, yours) -> list[Mistake]:
         src = Q if kind == Q_ROTATED else K
-        x = lambda env, i: env[at(i, src)]  # noqa: E731
-        in_hf_rows = f"RoPE with pairs (2j, 2j+1) applied to the correct {{p}}{src} in Hugging Face's row order"
-        on_hf = "that is Meta's pairing on Hugging Face-layout weights — use rotate_half, or undo wq/wk's permutation"
-        pairs = [
-            Mistake("rope-pairs", f"RoPE with pairs (j, j + d/2) applied to the correct {{p}}{src}",
-                    lambda env, i, m: rotate_half_rope(x(env, i), cis(env)),
-                    "that is rotate_half on Meta-layout weights — permute wq/wk or pair (2j, 2j+1)"),
-            Mistake("rope-pairs", in_hf_rows,
-                    lambda env, i, m: to_pairs(model.apply_rope(to_halves(x(env, i)), cis(env))), on_hf),
-            Mistake("rope-pairs", in_hf_rows + ", and recorded in that order",  # a trace whose q says nothing of it
-                    lambda env, i, m: model.apply_rope(to_halves(x(env, i)), cis(env)), on_hf),
-        ]
-        return pairs + _rope(kind, i, m, env, yours)
+        angles = rope_angles(kind, i, env, yours) if yours is not None else None
+        return [Mistake(r.cause, r.what.format(x=f"the correct {{p}}{src}"),
+                        lambda env, i, m, r=r: r.fn(env[at(i, src)], env), r.meaning) for r in rotations(m, angles)]
     return made
 
 
@@ -169,11 +97,14 @@ def _weights(i: int, m: ReplayWeights, env: Env, yours) -> list[Mistake]:
 
 
 def _attention(i: int, m: ReplayWeights, env: Env, yours) -> list[Mistake]:
-    if not 1 < m.args.n_rep < m.args.n_heads:
-        return []
-    return [Mistake("gqa-grouping", "the attention with the kv heads' values tiled: query head h read kv head h % K",
-                    lambda env, i, m: weighted_values(env[at(i, ATTENTION_WEIGHTS)], env[at(i, V)], m.args.n_rep,
-                                                      kv=tiled))]
+    made = [Mistake("axes", "the heads' outputs [H, T, d] reshaped to [T, H·d] without moving T first",
+                    lambda env, i, m: (env[at(i, ATTENTION_WEIGHTS)] @ grouped(env[at(i, V)], m.args.n_rep)).reshape(
+                        env[at(i, V)].shape[1], -1))]
+    if 1 < m.args.n_rep < m.args.n_heads:
+        made.append(Mistake("gqa-grouping", "the attention with the kv heads' values tiled: query head h read kv head "
+                                            "h % K", lambda env, i, m: weighted_values(
+                                                env[at(i, ATTENTION_WEIGHTS)], env[at(i, V)], m.args.n_rep, kv=tiled)))
+    return made
 
 
 def _transposed(name: str, n_heads):
@@ -253,7 +184,7 @@ def _residual(kind: str):
 
 
 _BY_KIND = {
-    FREQS_CIS: lambda i, m, env, yours: _rope(FREQS_CIS, i, m, env, yours),
+    FREQS_CIS: _freqs_cis,
     ATTENTION_NORM: _norm(ATTENTION_NORM), FFN_NORM: _norm(FFN_NORM), NORM: _norm(NORM),
     Q: _transposed("wq", lambda a: a.n_heads), K: _transposed("wk", lambda a: a.n_kv_heads),
     V: _transposed("wv", lambda a: a.n_kv_heads),

@@ -185,8 +185,12 @@ class Swap:
         return step(name) == self.kind and (i == self.layer or (self.onwards and i > self.layer))
 
 
-def compute(name: str, env: Env, m: ReplayWeights, swap: Swap | None = None) -> torch.Tensor:
-    fn = swap.fn if swap is not None and swap.applies(name) else CORRECT[step(name)]
+Swaps = Swap | tuple[Swap, ...] | None  # one mistaken step, or several made by one helper (hypotheses.py)
+
+
+def compute(name: str, env: Env, m: ReplayWeights, swap: Swaps = None) -> torch.Tensor:
+    swaps = swap if isinstance(swap, tuple) else (swap,) if swap is not None else ()
+    fn = next((s.fn for s in swaps if s.applies(name)), CORRECT[step(name)])
     return fn(env, layer_of(name), m)
 
 
@@ -211,9 +215,9 @@ def prefixes(names: list[str], env: Env, given: set[str], m: ReplayWeights) -> l
     return envs
 
 
-def replay(names: list[str], env: Env, given: set[str], m: ReplayWeights, swap: Swap | None = None) -> torch.Tensor:
+def replay(names: list[str], env: Env, given: set[str], m: ReplayWeights, swap: Swaps = None) -> torch.Tensor:
     """Recompute `names` in order on a copy of `env` (keeping the given tensors before the last
-    one), with `swap` in place of its step; returns the last one."""
+    one), with `swap` (one or several) in place of its steps; returns the last one."""
     env = dict(env)
     for name in names[:-1]:
         if name not in given:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..config import META_FIELDS, PRESETS, ModelArgs
-from ..errors import InputError
+from ..errors import InputError, is_int
 from ..files import read_json
 
 _REQUIRED = ("dim", "n_layers", "n_heads", "vocab_size")
@@ -25,6 +25,12 @@ _ROPE_SCALING_KEYS = {
 }
 # Keys that appear in some of Meta's params.json files but do not change the forward pass.
 _IGNORED_KEYS = ("max_batch_size",)
+# The context length, where a params.json holds one. Meta's files never do: Meta passes it to
+# `Llama3.build(ckpt_dir, max_seq_len, …)`, which adds it to the file's keys, so a file that
+# also says "max_seq_len" fails there ("multiple values for keyword argument 'max_seq_len'").
+# `meta_params` writes it in Hugging Face's spelling, which Meta's ModelArgs ignores; older
+# files of ours say max_seq_len, and are still read.
+_CONTEXT_KEYS = ("max_seq_len", "max_position_embeddings")
 
 
 def args_from_params(params: dict, source: str = "params.json") -> ModelArgs:
@@ -33,7 +39,14 @@ def args_from_params(params: dict, source: str = "params.json") -> ModelArgs:
         raise InputError(f"{source}: expected a JSON object, got {type(params).__name__}")
     fields = {}
     for key, value in params.items():
-        if key in META_FIELDS:
+        if key in _CONTEXT_KEYS:
+            if not is_int(value) or value < 1:  # named as the file spells it
+                raise InputError(f"{source}: {key} must be a positive integer, got {value!r}")
+            if fields.get("max_seq_len", value) != value:
+                raise InputError(f"{source}: max_seq_len and max_position_embeddings differ ({fields['max_seq_len']!r} "
+                                 f"and {value!r}); give one")
+            fields["max_seq_len"] = value
+        elif key in META_FIELDS:
             fields[key] = value
         elif key == "rope_scaling":
             if not isinstance(value, dict):
@@ -45,7 +58,8 @@ def args_from_params(params: dict, source: str = "params.json") -> ModelArgs:
                     raise InputError(f"{source}: unknown key rope_scaling.{sub} (known: {', '.join(_ROPE_SCALING_KEYS)})")
                 fields[_ROPE_SCALING_KEYS[sub]] = sub_value
         elif key not in _IGNORED_KEYS:
-            raise InputError(f"{source}: unknown key {key!r} (known: {', '.join(META_FIELDS)}, rope_scaling)")
+            raise InputError(f"{source}: unknown key {key!r} (known: {', '.join(META_FIELDS)}, rope_scaling, "
+                             "max_position_embeddings)")
     for key in _REQUIRED:
         if key not in fields:
             raise InputError(f"{source}: missing required key {key!r}")
@@ -72,8 +86,30 @@ def load_params(path: str | Path) -> ModelArgs:
     return args_from_params(params, source=str(path))
 
 
+def meta_params(args: ModelArgs) -> dict:
+    """params.json as Meta writes it, which Meta's `Llama3.build` loads unchanged: Meta's keys
+    (use_scaled_rope only when true, as Llama 3's own file has none) and, only where `args`
+    differ from what those imply, two keys in Hugging Face's spelling that Meta's ModelArgs
+    ignores and `load_params` reads: "rope_scaling" (Meta's code hard-codes 3.1's factor 8;
+    a published 3.2 shape is read as factor 32), "max_position_embeddings" (the context:
+    8192, or 131,072 with scaled RoPE, unless said).
+
+    The tiny preset: Llama 3 8B's keys with its own values, and "max_position_embeddings": 2048.
+    """
+    full = args.to_params()
+    params = {key: full[key] for key in META_FIELDS if key in full and key != "max_seq_len"}
+    if not args.use_scaled_rope:
+        del params["use_scaled_rope"]
+    implied = args_from_params(params)
+    if args.use_scaled_rope and any(getattr(args, f) != getattr(implied, f) for f in _ROPE_SCALING_KEYS.values()):
+        params["rope_scaling"] = full["rope_scaling"]
+    if args.max_seq_len != implied.max_seq_len:
+        params["max_position_embeddings"] = args.max_seq_len
+    return params
+
+
 def save_params(args: ModelArgs, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(args.to_params(), indent=2) + "\n", encoding="utf-8")
+    Path(path).write_text(json.dumps(meta_params(args), indent=2) + "\n", encoding="utf-8")
 
 
 def args_with_ffn_width(fields: dict, width: int) -> ModelArgs:

@@ -59,15 +59,29 @@ def _random_tensor(name: str, shape: tuple[int, ...], args: ModelArgs, seed: int
     return out
 
 
+def _copy(t: torch.Tensor, name: str, scratch: Path | None) -> torch.Tensor:
+    """A copy of `t` with storage of its own (in a scratch file, where there is one), as Meta's
+    files hold a tied model's output.weight: equal bytes, not a second view of the embeddings."""
+    if scratch is None:
+        return t.clone()
+    out = torch.from_file(str(scratch / name), shared=True, size=t.numel(), dtype=t.dtype).view(t.shape)
+    return out.copy_(t)
+
+
 SCRATCH_ABOVE = 1 << 30  # bytes of bf16 weights above which synthesize generates into files
 
 
 def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
-               n_layers: int | None = None, tied: bool | None = None, n_shards: int = 1) -> Path:
+               n_layers: int | None = None, tied: bool | None = None, n_shards: int = 1,
+               tied_copy: bool | None = None) -> Path:
     """Write a random checkpoint in exactly Meta's format; the same seed gives the same bytes.
 
-    `tied=True` leaves out output.weight, as Llama 3.2 1B/3B do; by default a preset named in
-    config.TIED_PRESETS is tied and anything else is not. `n_shards=N` writes N model-parallel
+    params.json is Meta's (`params.meta_params`), so Meta's own `Llama3.build` loads the result.
+    Llama 3.2 1B/3B tie the output projection to the embeddings, and Meta's files store
+    output.weight all the same, an exact copy of tok_embeddings.weight (Meta's loader needs every
+    weight): `tied_copy=True` writes that, by default for a preset named in config.TIED_PRESETS.
+    `tied=True` leaves output.weight out instead, as Hugging Face's and GGUF's tied files do;
+    otherwise output.weight is random of its own. `n_shards=N` writes N model-parallel
     shards consolidated.00.pth … as Meta's N-way model-parallel code saves them (see SPLIT_DIM);
     merged, they are exactly the tensors of the one-file checkpoint with the same seed.
     torch.save needs the whole dict at once, so a model over SCRATCH_ABOVE bytes is generated
@@ -78,8 +92,11 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
         args = preset if n_layers is None else preset.replace(n_layers=n_layers)
     else:
         args = config.preset(preset, n_layers)
-    if tied is None:
-        tied = isinstance(preset, str) and preset in config.TIED_PRESETS
+    if tied_copy is None:
+        tied_copy = not tied and isinstance(preset, str) and preset in config.TIED_PRESETS
+    if tied and tied_copy:
+        raise InputError("tied=True leaves output.weight out and tied_copy=True stores it as a copy: choose one")
+    tied = bool(tied)
     if not is_int(seed) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     check_shardable(args, n_shards)
@@ -107,7 +124,11 @@ def synthesize(preset: str | ModelArgs, seed: int, out_dir: str | Path,
         if 2 * sum(math.prod(shape) for shape in shapes.values()) > SCRATCH_ABOVE:
             scratch = tmp / "scratch"
             scratch.mkdir()
-        weights = {name: _random_tensor(name, shape, args, seed, scratch) for name, shape in shapes.items()}
+        weights = {}
+        for name, shape in shapes.items():  # output.weight comes last, after the embeddings it may copy
+            copied = tied_copy and name == "output.weight"
+            weights[name] = (_copy(weights["tok_embeddings.weight"], name, scratch) if copied else
+                             _random_tensor(name, shape, args, seed, scratch))
         for rank in range(n_shards):
             shard = weights if n_shards == 1 else {name: shard_slice(name, t, rank, n_shards) for name, t in weights.items()}
             torch.save(shard, tmp / f"consolidated.{rank:02d}.pth")  # the zip's inner folder is named after the file
