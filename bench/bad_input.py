@@ -134,9 +134,12 @@ def cases_31(tmp: Path):
 
 
 # The child reports its own peak RSS as it exits, whatever way it exits (atexit runs on sys.exit).
-# Its children count too (a chat template renders in a forked child): the larger of the two peaks.
-PEAK = ("import atexit, resource, sys; atexit.register(lambda: print('@maxrss', max(resource.getrusage(r).ru_maxrss "
-        "for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)), file=sys.__stderr__))")
+# VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report
+# the bench's own size at the fork. Its children count too (a chat template renders in a forked
+# child, whose peak is its own): the larger of the two, in KiB.
+PEAK = ("import atexit, resource, sys; atexit.register(lambda: print('@maxrss', max(next(int(line.split()[1]) "
+        "for line in open('/proc/self/status') if line.startswith('VmHWM:')), resource.getrusage("
+        "resource.RUSAGE_CHILDREN).ru_maxrss), file=sys.__stderr__))")
 CHILD = PEAK + ("; import runpy; sys.argv = ['reference'] + sys.argv[1:]; "
                 "runpy.run_module('reference', run_name='__main__')")
 
