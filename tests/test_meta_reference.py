@@ -159,14 +159,24 @@ def meta_tiny(build, tiny_dir):
     return llama
 
 
-@pytest.mark.parametrize("path", ["literal", "batched"])
-def test_every_tensor_metas_model_shows_equals_ours_bit_for_bit_in_float32(meta_tiny, tiny, tokens, path):
+HIDDEN = {"tokens", "scores", "attention_weights", "next_token"}  # inside Meta's forward, or no tensor at all
+
+
+def test_every_tensor_metas_model_shows_equals_our_literal_pass_bit_for_bit_in_float32(meta_tiny, tiny, tokens):
     theirs = meta_trace(meta_tiny.model, tokens)
-    ours = run_trace(tokens, tiny.weights, tiny.args, dtype=torch.float32, path=path)
-    hidden = {"tokens", "scores", "attention_weights", "next_token"}  # inside its forward, or no tensor at all
-    assert set(theirs) == {n for n in ours if n.rsplit(".", 1)[-1] not in hidden}
+    ours = run_trace(tokens, tiny.weights, tiny.args, dtype=torch.float32, path="literal")
+    assert set(theirs) == {n for n in ours if n.rsplit(".", 1)[-1] not in HIDDEN}
     differ = {n: float((t - ours[n]).abs().max()) for n, t in theirs.items() if not torch.equal(t, ours[n])}
     assert not differ, differ
+
+
+def test_every_tensor_metas_model_shows_equals_our_batched_pass_within_float32_rounding(meta_tiny, tiny, tokens):
+    """The batched pass sums in another order (all heads at once; one block of rows per core), so
+    it agrees to float32's rounding, not to the bit: within 1e-5 of each tensor's scale."""
+    theirs = meta_trace(meta_tiny.model, tokens)
+    ours = run_trace(tokens, tiny.weights, tiny.args, dtype=torch.float32, path="batched")
+    errors = {n: float((t - ours[n]).abs().max() / t.abs().max().clamp_min(1e-30)) for n, t in theirs.items()}
+    assert max(errors.values()) < 1e-5, max(errors.items(), key=lambda item: item[1])
 
 
 def test_metas_greedy_tokens_are_ours(meta_tiny, tiny, tokens):
