@@ -104,7 +104,7 @@ class PeakAnon:
     """Samples RssAnon every millisecond in a thread: /proc has a peak for RSS, not for RssAnon."""
 
     def __enter__(self):
-        self.peak, self._stop = status("RssAnon"), threading.Event()
+        self.peak, self.samples, self._stop = status("RssAnon"), 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -112,6 +112,7 @@ class PeakAnon:
     def _run(self):
         while not self._stop.is_set():
             self.peak = max(self.peak, status("RssAnon"))
+            self.samples += 1  # how many readings so far: a caller can wait for one more
             time.sleep(0.001)
 
     def __exit__(self, *exc):
