@@ -13,14 +13,23 @@ The figures themselves are in the modules beside this one, one per subject, each
 _figures_architecture.py (the overview), _figures_heatmaps.py (embeddings, q/k/v, attention),
 _figures_rope.py, _figures_blocks.py (RMSNorm, SwiGLU) and _figures_layers.py (the residual
 stream, the logit lens, the prediction, bfloat16 against float32).
+
+Every word a figure shows goes through `tr()` (docs/_lang.py): on a Chinese page the labels,
+titles, captions and alt text are drawn in Chinese. matplotlib measures the text to lay the
+figure out, so it needs a font with every glyph: DejaVu Sans, then Noto Sans CJK (Debian's
+fonts-noto-cjk) where DejaVu has none. A glyph that no font has would be measured as a box and
+the layout would be wrong: `_svg()` turns matplotlib's "Glyph ... missing from font(s)" warning
+into an error, so the build fails and names the figure.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
 import warnings
+from pathlib import Path
 
 import matplotlib
 
@@ -31,6 +40,8 @@ from cycler import cycler  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
+from _lang import language, tr  # noqa: E402, F401 - the figures' modules take tr from here
+
 INK = "#010203"  # placeholder for the page's text colour; svg() replaces it with currentColor
 BLUE, ORANGE, GREEN, MAGENTA, PURPLE, TEAL, OCHRE, RED = (
     "#4f7fd9", "#e07b39", "#3aa675", "#c9508a", "#8a6fd1", "#2fa6b5", "#c7a03a", "#d9534f")
@@ -40,7 +51,7 @@ STYLE = {
     "svg.fonttype": "none",  # text stays text: the browser draws it, in any script
     "svg.hashsalt": "llama3-reference",  # stable ids, so a rebuild gives the same page
     "font.size": 10, "xtick.labelsize": 8.5, "ytick.labelsize": 8.5, "legend.fontsize": 8.5,
-    "font.family": "sans-serif",
+    "font.family": ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"],  # Chinese falls back to Noto, glyph by glyph
     "text.color": INK, "axes.labelcolor": INK, "axes.edgecolor": INK, "axes.titlecolor": INK,
     "xtick.color": INK, "ytick.color": INK, "grid.color": INK, "grid.alpha": 0.15,
     "axes.facecolor": "none", "figure.facecolor": "none", "savefig.facecolor": "none",
@@ -50,9 +61,34 @@ STYLE = {
     "axes.titlesize": 10, "axes.titleweight": "bold",
 }
 plt.rcParams.update(STYLE)
-# Token text may be in any script; the browser draws it from its own fonts, so matplotlib's
-# measuring font lacking a glyph is harmless.
-warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+CJK_FONT = "Noto Sans CJK SC"
+MONOSPACE = ["DejaVu Sans Mono", "Noto Sans Mono CJK SC"]  # family= for code and token text
+MISSING_GLYPH = r"Glyph \d+ .*missing from font"  # matplotlib's warning, an error in _svg()
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """The file of the CJK font matplotlib measures Chinese with, or None if there is none.
+
+    matplotlib keeps a cache of the system's fonts and does not look again when a font is
+    installed later, nor does its cache take the .ttc collections Debian's fonts-noto-cjk ships:
+    they are added here, once."""
+    from matplotlib import font_manager
+
+    def found():
+        try:
+            return font_manager.findfont(font_manager.FontProperties(family=CJK_FONT), fallback_to_default=False)
+        except ValueError:
+            return None
+
+    if found() is None:
+        for path in font_manager.findSystemFonts():
+            if Path(path).name.startswith(("NotoSansCJK", "NotoSansMonoCJK")):
+                font_manager.fontManager.addfont(path)
+    return found()
+
+
+cjk_font()  # before any text is measured: matplotlib caches what it finds for a font's name
 
 
 def _alpha_map(name: str, color: str) -> LinearSegmentedColormap:
@@ -112,9 +148,18 @@ def _svg(fig, alt: str, max_width: int | None = None) -> tuple[str, int]:
     """The figure as an inline <svg> element, and its natural width in CSS px; closes the figure.
 
     Raises ValueError if its smallest text would be under READABLE_PX on a phone."""
+    if cjk_font() is None and language() != "en":
+        raise RuntimeError(f"no {CJK_FONT} font to draw the Chinese pages' figures with: install Debian's "
+                           "fonts-noto-cjk (apt-get install -y fonts-noto-cjk)")
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=MISSING_GLYPH)
+            fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    except UserWarning as e:
+        raise ValueError(f"figure {alt!r}: {e} (no font here can draw it: the picture would show a box)") from None
+    finally:
+        plt.close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg"):]  # no XML declaration or doctype inside HTML
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)

@@ -9,7 +9,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-from _figures import BLUE, GREEN, INK, MAGENTA, ORANGE, PURPLE, svg
+from _figures import BLUE, GREEN, INK, MAGENTA, MONOSPACE, ORANGE, PURPLE, svg, tr
 
 
 def architecture(args, n_tokens: int) -> str:
@@ -20,19 +20,19 @@ def architecture(args, n_tokens: int) -> str:
     T, D, V, H, K, d, F, L = (n_tokens, args.dim, args.vocab_size, args.n_heads, args.n_kv_heads,
                               args.head_dim, args.hidden_dim, args.n_layers)
     steps = [  # (name, its shape, colour, page number); "+" is a residual sum
-        ("prompt text", '"the answer to … is "', None, None),
-        ("tokenizer: byte-pair encoding (tiktoken)", f"{T} token ids", BLUE, "1"),
-        ("tok_embeddings: one row per token", f"[{T}, {D}]", BLUE, "2"),
+        (tr("prompt text"), '"the answer to … is "', None, None),
+        (tr("tokenizer: byte-pair encoding (tiktoken)"), tr("{T} token ids", T=T), BLUE, "1"),
+        (tr("tok_embeddings: one row per token"), f"[{T}, {D}]", BLUE, "2"),
         ("RMSNorm (attention_norm)", f"[{T}, {D}]", GREEN, "3"),
-        (f"attention: {H} query heads, {K} kv heads\nq k v per head → RoPE →\ncausal softmax → wo",
+        (tr("attention: {H} query heads, {K} kv heads\nq k v per head → RoPE →\ncausal softmax → wo", H=H, K=K),
          f"q [{H}, {T}, {d}]\nscores [{H}, {T}, {T}]", ORANGE, "4–7"),
-        ("+", "x + attention", None, None),
+        ("+", tr("x + attention"), None, None),
         ("RMSNorm (ffn_norm)", f"[{T}, {D}]", GREEN, "3"),
-        ("SwiGLU feed-forward:\nw2(silu(w1·x) ⊙ w3·x)", f"hidden [{T}, {F}]", MAGENTA, "8"),
-        ("+", "h + feed-forward", None, None),
+        (tr("SwiGLU feed-forward:\nw2(silu(w1·x) ⊙ w3·x)"), f"hidden [{T}, {F}]", MAGENTA, "8"),
+        ("+", tr("h + feed-forward"), None, None),
         ("RMSNorm (norm)", f"[{T}, {D}]", GREEN, "10"),
-        ("output: a score for every token", f"logits [{T}, {V}]", PURPLE, "10"),
-        ("softmax of the last row → next token", '"42"', PURPLE, "10"),
+        (tr("output: a score for every token"), f"logits [{T}, {V}]", PURPLE, "10"),
+        (tr("softmax of the last row → next token"), '"42"', PURPLE, "10"),
     ]
     line, gap, radius = 0.36, 0.42, 0.26  # height of a line of text, space between boxes (data units)
     width = 10.0
@@ -58,7 +58,7 @@ def architecture(args, n_tokens: int) -> str:
         ax.add_patch(FancyBboxPatch((cx - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.12",
                                     fc=face, ec=color or INK, lw=1))
         ax.text(cx, y + h / 2 - 0.12, text, ha="center", va="top", fontsize=8, linespacing=1.3)  # the name on top
-        ax.text(cx, y - h / 2 + 0.12, beside, ha="center", va="bottom", fontsize=8, family="monospace",
+        ax.text(cx, y - h / 2 + 0.12, beside, ha="center", va="bottom", fontsize=8, family=MONOSPACE,
                 linespacing=1.3, alpha=0.8)  # its shape underneath
         if page:
             ax.text(left - 0.2, y, page, ha="right", va="center", fontsize=8, color=color, fontweight="bold")
@@ -78,9 +78,9 @@ def architecture(args, n_tokens: int) -> str:
     end_of_layer = layout[sums[-1]][0] - radius - 0.15
     ax.add_patch(FancyBboxPatch((left, end_of_layer), width - 0.15 - left, top_of_layer - end_of_layer,
                                 boxstyle="round,pad=0.02,rounding_size=0.2", fill=False, ec=INK, lw=0.8, ls=(0, (4, 3))))
-    ax.text(width - 0.15, end_of_layer - 0.1, f"× {L} layers (page 9)", ha="right", va="top", fontsize=8,
+    ax.text(width - 0.15, end_of_layer - 0.1, tr("× {L} layers (page 9)", L=L), ha="right", va="top", fontsize=8,
             fontweight="bold")  # under the dashed box, clear of its edge, of the box below and of the arrow
-    return svg(fig, "The Llama 3 architecture as a column of boxes",
-               f"Llama 3 8B from prompt to prediction, with the shape of each step's tensor for the "
-               f"{T}-token prompt under its name. The numbers on the left are the pages of this site; the lines "
-               f"on the left carry the residual stream round each sub-block to the sum (+) after it.")
+    return svg(fig, tr("The Llama 3 architecture as a column of boxes"),
+               tr("Llama 3 8B from prompt to prediction, with the shape of each step's tensor for the "
+                  "{T}-token prompt under its name. The numbers on the left are the pages of this site; the lines "
+                  "on the left carry the residual stream round each sub-block to the sum (+) after it.", T=T))

@@ -15,14 +15,18 @@ import torch
 
 from reference.config import ModelArgs
 
+from _lang import tr
+
 if TYPE_CHECKING:
     from _pages import Run
 
 
 def model_summary(args: ModelArgs) -> str:
-    return (f"dim {args.dim}, {args.n_layers} layers, {args.n_heads} query heads, {args.n_kv_heads} kv heads, "
-            f"head_dim {args.head_dim}, SwiGLU hidden size {args.hidden_dim}, vocabulary {args.vocab_size:,}, "
-            f"RoPE θ (`rope_theta`) {args.rope_theta:,.0f}")
+    return tr("dim {dim}, {n_layers} layers, {n_heads} query heads, {n_kv_heads} kv heads, "
+              "head_dim {head_dim}, SwiGLU hidden size {hidden_dim}, vocabulary {vocab_size:,}, "
+              "RoPE θ (`rope_theta`) {rope_theta:,.0f}", dim=args.dim, n_layers=args.n_layers, n_heads=args.n_heads,
+              n_kv_heads=args.n_kv_heads, head_dim=args.head_dim, hidden_dim=args.hidden_dim,
+              vocab_size=args.vocab_size, rope_theta=args.rope_theta)
 
 
 def weight_types(weights: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
@@ -41,18 +45,18 @@ def weight_format(weights: Mapping[str, torch.Tensor]) -> str:
     parts = []
     for kind, names in weight_types(weights).items():
         bits = re.match(r"Q(\d)_", kind)
-        title = f"{kind} ({bits.group(1)}-bit)" if bits else kind
+        title = tr("{kind} ({bits}-bit)", kind=kind, bits=bits.group(1)) if bits else kind
         if len(names) == 1:
             shown = re.sub(r"([._])", r"\1<wbr>", names[0].removesuffix(".weight"))  # breaks after . or _ only
             what = f'<code class="l3-name">{shown}</code>'
         elif all(n.endswith("norm.weight") for n in names):
-            what = f"the {len(names)} norm weights"
+            what = tr("the {n} norm weights", n=len(names))
         elif len(parts) == 0 and len(names) == len(weights):
-            what = "every weight"
+            what = tr("every weight")
         else:
-            what = f"{len(names)} matrices"
+            what = tr("{n} matrices", n=len(names))
         parts.append(f"{title}: {what}")
-    return "; ".join(parts)
+    return tr("; ").join(parts)
 
 
 def quantization_note(r: Run) -> str:
@@ -60,8 +64,8 @@ def quantization_note(r: Run) -> str:
     kinds = weight_types(r.weights)
     quantized = [k for k in kinds if re.match(r"Q\d_", k)]
     if not quantized:
-        return (f"The weights are stored as {next(iter(kinds))}; the pass computes in float32, so the values "
-                f"are the model's own.")
+        return tr("The weights are stored as {kind}; the pass computes in float32, so the values are the "
+                  "model's own.", kind=next(iter(kinds)))
     kind = quantized[0]
     name = "layers.0.attention.wq.weight"
     w = r.weights[name].float().reshape(-1, 32)  # [blocks, 32]: a block is 32 neighbouring weights of a row
@@ -69,14 +73,17 @@ def quantization_note(r: Run) -> str:
     step = (w.max(dim=1).values - w.min(dim=1).values) / (2 ** int(kind[1]) - 1)  # [blocks]
     typical = w.abs().median()
     assert levels <= 2 ** int(kind[1]), f"{name}: a block of 32 holds {levels} values, not at most {2 ** int(kind[1])}"
-    others = "".join(f" {'`' + kinds[k][0].removesuffix('.weight') + '`' if len(kinds[k]) == 1 else str(len(kinds[k])) + ' matrices'} "
-                     f"{'is' if len(kinds[k]) == 1 else 'are'} {k}: {2 ** int(k[1])} levels per block." for k in quantized[1:])
-    return (f"**What {kind[1]}-bit quantization changes.** The file stores each matrix in blocks of 32 neighbouring "
-            f"weights: {kind} keeps, per block, a scale and a minimum, and for each weight a {kind[1]}-bit index "
-            f"into the {2 ** int(kind[1])} evenly spaced levels between them. The pass expands them to float32 and "
-            f"computes in float32, so every weight the pages use is one of its block's {2 ** int(kind[1])} levels "
-            f"(in layer 0's `wq`, at most {levels} distinct values per block, levels {float(step.median()):.4f} "
-            f"apart for a typical weight of {float(typical):.4f}): the trained weight rounded by up to half a "
-            f"step. The values shown, from the embeddings to the logits, are this quantized model's, not those of "
-            f"the bfloat16 original; [Parity](parity.md) runs `transformers` on the same file, so both sides "
-            f"share the rounding.{others}")
+    others = "".join(tr(" `{name}` is {kind}: {levels} levels per block.", name=kinds[k][0].removesuffix(".weight"),
+                        kind=k, levels=2 ** int(k[1])) if len(kinds[k]) == 1 else
+                     tr(" {n} matrices are {kind}: {levels} levels per block.", n=len(kinds[k]), kind=k,
+                        levels=2 ** int(k[1])) for k in quantized[1:])
+    return tr("**What {bits}-bit quantization changes.** The file stores each matrix in blocks of 32 neighbouring "
+              "weights: {kind} keeps, per block, a scale and a minimum, and for each weight a {bits}-bit index "
+              "into the {levels} evenly spaced levels between them. The pass expands them to float32 and "
+              "computes in float32, so every weight the pages use is one of its block's {levels} levels "
+              "(in layer 0's `wq`, at most {distinct} distinct values per block, levels {step:.4f} "
+              "apart for a typical weight of {typical:.4f}): the trained weight rounded by up to half a "
+              "step. The values shown, from the embeddings to the logits, are this quantized model's, not those of "
+              "the bfloat16 original; [Parity](parity.md) runs `transformers` on the same file, so both sides "
+              "share the rounding.", bits=kind[1], kind=kind, levels=2 ** int(kind[1]), distinct=levels,
+              step=float(step.median()), typical=float(typical)) + others

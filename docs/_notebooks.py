@@ -27,6 +27,8 @@ import io
 import logging
 import posixpath
 
+from mkdocs.plugins import event_priority
+
 from _notebooks_build import cell_key, notebook_uri, notebooks
 
 # tests/test_notebooks.py reads these through this module, the one mkdocs.yml's `hooks:` loads.
@@ -35,7 +37,7 @@ from _notebooks_build import METADATA_KEY  # noqa: F401
 
 log = logging.getLogger("mkdocs.plugins.llama3_reference.notebooks")
 
-LINK_TEXT = "Download this page as a notebook"
+LINK_TEXT = {"en": "Download this page as a notebook", "zh": "下载本页的 Jupyter 笔记本"}
 
 
 # --- the MkDocs hook ---
@@ -43,6 +45,7 @@ LINK_TEXT = "Download this page as a notebook"
 _BUILT: dict[str, object] = {}  # this build's notebooks, by page
 
 
+@event_priority(-200)  # after mkdocs-static-i18n (-100) has chosen this language's pages
 def on_files(files, config):
     from mkdocs.structure.files import File
     import nbformat
@@ -64,8 +67,10 @@ def on_page_markdown(markdown, page, config, files):
     uri = page.file.src_uri
     if uri not in _BUILT:
         return markdown
+    import _lang
+
     href = posixpath.relpath(notebook_uri(uri), posixpath.dirname(uri) or ".")
-    link = (f"[{LINK_TEXT}]({href}){{ download }}\n"
+    link = (f"[{LINK_TEXT[_lang.language_of(uri)]}]({href}){{ download }}\n"
             "{: .l3-notebook data-search-exclude }\n")
     lines = markdown.split("\n")
     at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)  # after the first H1

@@ -12,10 +12,17 @@ import hashlib
 import posixpath
 import re
 
+from _lang import language_of, twin
 from _notebooks_blocks import Block, split
 
-NOTEBOOK_DIR = "notebooks"  # in the site: notebooks/rope.ipynb for rope.md
+NOTEBOOK_DIR = "notebooks"  # in the site: notebooks/rope.ipynb for rope.md, notebooks/rope.zh.ipynb for rope.zh.md
 METADATA_KEY = "llama3_reference"  # our cell metadata: the page line a code cell comes from, its fence's options
+INTRO = {  # the notebook's first cell
+    "en": "*This notebook is the page `{page}` of llama3-reference, generated when the site was built: the same "
+          "text and the same code, run in one kernel.*",
+    "zh": "*这个笔记本就是 llama3-reference 的页面 `{page}`，在构建网站时生成：同样的文字、同样的代码，"
+          "在同一个内核里运行。*",
+}
 _MD_LINK = re.compile(r"\]\((?![a-z][a-z0-9+.-]*:|/|#)([^)\s#]+\.md)(#[^)\s]*)?\)")
 
 
@@ -25,7 +32,8 @@ def cell_key(source: str) -> str:
 
 
 def notebook_uri(src_uri: str) -> str:
-    """'rope.md' -> 'notebooks/rope.ipynb': where a page's notebook is in the site."""
+    """'rope.md' -> 'notebooks/rope.ipynb' ('rope.zh.md' -> 'notebooks/rope.zh.ipynb'): where a page's
+    notebook is in the site."""
     return posixpath.join(NOTEBOOK_DIR, src_uri.removesuffix(".md") + ".ipynb")
 
 
@@ -53,8 +61,10 @@ if DOCS is None or not (DOCS / "_notebooks.py").is_file():
 sys.path.insert(0, str(DOCS))
 os.chdir(DOCS.parent)  # the site is built from the repository's root
 
-# What a block prints shows as on the site: Markdown, or HTML (the pictures), or plain text.
-import _notebooks
+# What a block prints shows as on the site: Markdown, or HTML (the pictures), or plain text; in the
+# page's language, which the pictures and tables read (docs/_lang.py).
+import _lang, _notebooks
+_lang.set_language({language_of(src_uri)!r})
 _notebooks.show_output_like_the_site(get_ipython(), css={css!r}, blocks={{{shown}
 }})
 '''
@@ -84,16 +94,18 @@ def notebook(src_uri: str, markdown: str, *, links: dict[str, str] | None = None
 
     here = posixpath.dirname(notebook_uri(src_uri))
 
+    lang = language_of(src_uri)
+
     def relink(text: str) -> str:  # [page 4](qkv.md) -> [page 4](qkv.ipynb), the notebook beside this one
         def fix(m):
-            target = links.get(posixpath.normpath(posixpath.join(posixpath.dirname(src_uri), m.group(1))))
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(src_uri), m.group(1)))
+            target = links.get(twin(path, lang), links.get(path))  # a Chinese page links the Chinese twin
             if target is None:
                 return m.group(0)
             return f"]({target if '://' in target else posixpath.relpath(target, here)}{m.group(2) or ''})"
         return _MD_LINK.sub(fix, text)
 
-    cells = [v4.new_markdown_cell(f"*This notebook is the page `docs/{src_uri}` of llama3-reference, generated "
-                                  "when the site was built: the same text and the same code, run in one kernel.*"),
+    cells = [v4.new_markdown_cell(INTRO[lang].format(page=f"docs/{src_uri}")),
              v4.new_code_cell(_setup_source(src_uri, blocks, list(css)), metadata={"tags": ["setup"]})]
     for part in parts:
         if isinstance(part, Block):

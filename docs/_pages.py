@@ -13,7 +13,8 @@ once per build and shared by all pages:
                  by the real code (the batched path), without the weights
 
 The helpers return Markdown or HTML strings; a page prints them. `code` (a titled block of source
-included from reference/) is `_code.py`'s.
+included from reference/) is `_code.py`'s. Their words are in the page's language (`tr`, docs/_lang.py):
+a Chinese page runs the same code and gets Chinese headers, banner and labels.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from reference.run import run_trace
 from reference.trace import trace_shapes
 
 from _code import code  # noqa: F401 - the pages import it from here, with the rest
+from _lang import tr  # noqa: F401 - and the words of the page's language
 from _model_card import weight_types
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,8 +87,14 @@ class Run(Model):
         return [self.text(t) for t in self.tokens]
 
     def on(self, prompt: str) -> Run:
-        """The same model on another prompt."""
-        return _run(self.label, self.real, self.trained, self.checkpoint, prompt)
+        """The same model on another prompt; computed once per build (both editions run the same code)."""
+        key = (id(self.checkpoint), prompt)
+        if key not in _ON:
+            _ON[key] = _run(self.label, self.real, self.trained, self.checkpoint, prompt)
+        return _ON[key]
+
+
+_ON: dict[tuple[int, str], Run] = {}  # (checkpoint, prompt) -> its run; the checkpoints are run()'s and tiny()'s, kept
 
 
 def _run(label: str, real: bool, trained: bool, checkpoint: Checkpoint, prompt: str) -> Run:
@@ -155,7 +163,7 @@ def show(name: str, t: torch.Tensor | None = None, *, index=None, what: str | No
         t = t[index]
         label = f"{name}[{what or _index_text(index)}]"
     values = repr(t.detach().float() if t.dtype == torch.bfloat16 else t.detach())
-    return (f"`{label}` · shape `{shape(t)}` · {str(t.dtype).removeprefix('torch.')}\n\n"
+    return (f"`{label}` · {tr('shape')} `{shape(t)}` · {str(t.dtype).removeprefix('torch.')}\n\n"
             f"```text\n{values}\n```\n")
 
 
@@ -177,10 +185,10 @@ def shapes(rows: Mapping[str, Row] | list[str]) -> str:
     if not isinstance(rows, Mapping):
         rows = {name: name for name in rows}
     here, real = run(), llama3_8b()
-    out = [f"| | this page ({here.label}) | Llama 3 8B |", "| --- | --- | --- |"]
+    out = [f"| | {tr('this page ({label})', label=here.label)} | Llama 3 8B |", "| --- | --- | --- |"]
     for label, row in rows.items():
         cells = [_shape_of(m, row) for m in (here, real)]
-        out.append(f"| {_name_cell(label)} | {_shape_cell(cells[0])} | {_shape_cell(cells[1])} |")
+        out.append(f"| {_name_cell(tr(label, strict=False))} | {_shape_cell(cells[0])} | {_shape_cell(cells[1])} |")
     return "\n".join(out) + "\n"
 
 
@@ -191,13 +199,13 @@ def products(rows: Mapping[str, Callable[[Model], tuple[torch.Tensor, torch.Tens
     {"q_rot @ k_rotᵀ": lambda m: (q_rot(m), q_rot(m).T)}; the product's shape is computed, not typed.
     """
     here, real = run(), llama3_8b()
-    out = [f"| product | this page ({here.label}) | Llama 3 8B |", "| --- | --- | --- |"]
+    out = [f"| {tr('product')} | {tr('this page ({label})', label=here.label)} | Llama 3 8B |", "| --- | --- | --- |"]
     for label, factors in rows.items():
         cells = []
         for m in (here, real):
             a, b = factors(m)
             cells.append(f"{_shape_cell(shape(a))} @ {_shape_cell(shape(b))} → {_shape_cell(shape(a @ b))}")
-        out.append(f"| {_name_cell(label)} | {cells[0]} | {cells[1]} |")
+        out.append(f"| {_name_cell(tr(label, strict=False))} | {cells[0]} | {cells[1]} |")
     return "\n".join(out) + "\n"
 
 
@@ -227,14 +235,18 @@ def banner() -> str:
     from the site's search, so that a search finds the pages' words, not this line 13 times."""
     r = run()
     if r.real:
-        what = f"the real Llama 3 8B from <code>{html.escape(str(r.checkpoint.path))}</code> (${REAL_8B_ENV})"
+        what = tr("the real Llama 3 8B from <code>{path}</code> (${env})", path=html.escape(str(r.checkpoint.path)),
+                  env=REAL_8B_ENV)
     else:
         kinds = [k for k in weight_types(r.weights) if re.match(r"Q\d_", k)]
-        stored = f" ({kinds[0][1]}-bit {kinds[0]} weights, RoPE θ {r.args.rope_theta:,.0f})" if kinds else ""
-        what = (f"<strong>{SMOLLM2_NAME}</strong>{stored}, a trained Llama-architecture model built in "
-                '(<a href="index.md#which-model-computes-these-values">which model, and why</a>)')
-    return (f'<p class="l3-source" data-search-exclude>Values on this page: {what}. '
-            f"Shapes beside them: Llama 3 8B's, computed by the same code.</p>\n")
+        stored = tr(" ({bits}-bit {kind} weights, RoPE θ {theta:,.0f})", bits=kinds[0][1], kind=kinds[0],
+                    theta=r.args.rope_theta) if kinds else ""
+        what = tr('<strong>{name}</strong>{stored}, a trained Llama-architecture model built in '
+                  '(<a href="index.md#which-model-computes-these-values">which model, and why</a>)',
+                  name=SMOLLM2_NAME, stored=stored)
+    return (f'<p class="l3-source" data-search-exclude>'
+            + tr("Values on this page: {what}. Shapes beside them: Llama 3 8B's, computed by the same code.", what=what)
+            + "</p>\n")
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:
@@ -242,6 +254,13 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     def cell(v):  # a pipe would end the cell, except inside a `code span`, where a backslash would show
         parts = str(v).replace("\n", "\\n").split("`")
         return "`".join(p if i % 2 else p.replace("|", "\\|") for i, p in enumerate(parts))
+    header = [tr(h, strict=_has_words(h)) for h in header]  # in the page's language; values stay as they are
+    rows = [[tr(v, strict=False) if isinstance(v, str) else v for v in row] for row in rows]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _has_words(text: str) -> bool:
+    """Whether a header says something in words (outside `code`), which a Chinese page must translate."""
+    return bool(re.search(r"[A-Za-z]{3,}", re.sub(r"`[^`]*`", "", text)))

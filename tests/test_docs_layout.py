@@ -1,4 +1,4 @@
-"""Every page of the built site in Chromium at a phone's width (390 px) and a laptop's (1280 px):
+"""Every page of the built site, in both editions, in Chromium at a phone's width (390 px) and a laptop's (1280 px):
 no figure wider than its column or scrolling sideways, no figure text under 8 px on the screen,
 and no raw Markdown (`**`, backticks) in the rendered text.
 
@@ -17,6 +17,7 @@ from test_docs import browser, chromium  # noqa: E402, F401 - the browser fixtur
 pytest_plugins = ["docs_site"]
 
 WIDTHS = (390, 1280)
+EDITIONS = ("", "zh/")  # English at the root, Chinese under zh/ (mkdocs-static-i18n)
 READABLE_PX = 8.0
 
 # Run on each page: what a reader would have to scroll, squint at, or see as Markdown.
@@ -69,10 +70,11 @@ def test_every_page_reads_at_a_phone_and_a_laptop_width(chromium, browser, serve
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                 {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
         for md in nav_pages():
-            browser.get(base + page_dir(md))
-            seen = browser.execute_script(_PROBLEMS, READABLE_PX)
-            problems += [f"{md} at {width} px: {p}" for p in seen["problems"]]
-            if seen["figures"]:
-                with_figures.add(md)
-    assert len(with_figures) >= 10, f"only {len(with_figures)} pages with figures: {sorted(with_figures)}"
+            for edition in EDITIONS:  # the English page and its Chinese twin
+                browser.get(base + edition + page_dir(md))
+                seen = browser.execute_script(_PROBLEMS, READABLE_PX)
+                problems += [f"{edition}{md} at {width} px: {p}" for p in seen["problems"]]
+                if seen["figures"]:
+                    with_figures.add(edition + md)
+    assert len(with_figures) >= 20, f"only {len(with_figures)} pages with figures: {sorted(with_figures)}"
     assert not problems, "\n".join(problems)

@@ -153,8 +153,16 @@ def test_notebook_runs_top_to_bottom(page, executed):
 
 def expected_notebooks() -> dict[str, str]:
     """Page HTML file (relative to the site, e.g. 'rope/index.html') -> its notebook's path there."""
-    files, uri = _files(), hook().notebook_uri
-    return {files.get_file_from_path(page).dest_uri: uri(page) for page in generated()}
+    return {site_html(page): hook().notebook_uri(page) for page in generated()}
+
+
+def site_html(page: str) -> str:
+    """'rope.md' -> 'rope/index.html', and its Chinese twin 'rope.zh.md' -> 'zh/rope/index.html':
+    mkdocs-static-i18n's suffix structure builds each language into a folder of its own."""
+    twin = re.fullmatch(r"(.+)\.([a-z]{2})\.md", page)
+    if twin is None:
+        return _files().get_file_from_path(page).dest_uri
+    return f"{twin.group(2)}/{_files().get_file_from_path(twin.group(1) + '.md').dest_uri}"
 
 
 _LINK = re.compile(r'<a download href="([^"]+\.ipynb)">')
