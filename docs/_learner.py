@@ -32,6 +32,7 @@ def learner_forward(tokens, w, cfg, mistake=None):
         q = (xn @ w[p + "attention.wq.weight"].float().T).view(T, H, d).transpose(0, 1)
         k = (xn @ w[p + "attention.wk.weight"].float().T).view(T, K, d).transpose(0, 1)
         v = (xn @ w[p + "attention.wv.weight"].float().T).view(T, K, d).transpose(0, 1)
+        out.update({p + "attention_norm": xn, p + "q": q, p + "k": k, p + "v": v})  # what module hooks see
         q, k = rope(q), rope(k)
         if mistake == "gqa-grouping":  # kv heads tiled (0, 1, 2, 0, 1, 2, …) instead of each repeated
             k, v = k.repeat(H // K, 1, 1), v.repeat(H // K, 1, 1)
@@ -41,13 +42,14 @@ def learner_forward(tokens, w, cfg, mistake=None):
         scores = q @ k.transpose(1, 2) * scale + torch.triu(torch.full((T, T), float("-inf")), 1)
         weights = scores.softmax(-1)
         attn = (weights @ v).transpose(0, 1).reshape(T, H * d)
-        h = x + attn @ w[p + "attention.wo.weight"].float().T
+        attn_out = attn @ w[p + "attention.wo.weight"].float().T
+        h = x + attn_out
         hn = norm(h, w[p + "ffn_norm.weight"])
         ffn = (torch.nn.functional.silu(hn @ w[p + "feed_forward.w1.weight"].float().T)
                * (hn @ w[p + "feed_forward.w3.weight"].float().T)) @ w[p + "feed_forward.w2.weight"].float().T
         x = h + ffn
         out.update({p + "q_rotated": q, p + "scores": scores, p + "attention_weights": weights, p + "h": h,
-                    p + "out": x})
+                    p + "attention_out": attn_out, p + "ffn_norm": hn, p + "ffn_out": ffn, p + "out": x})
     x = norm(x, w["norm.weight"])
     out["norm"] = x
     out["logits"] = x @ w["output.weight" if "output.weight" in w else "tok_embeddings.weight"].float().T
