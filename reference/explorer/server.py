@@ -179,7 +179,9 @@ def create_app(checkpoint, trained: bool):
         return FileResponse(STATIC / "index.html")
 
     async def bad_request(request, exc: BadRequest):
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        # after a 408 the rest of the body may still come: close rather than read it as the next request
+        headers = {"connection": "close"} if exc.status == 408 else None
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
     async def not_found(request, exc):
         status = getattr(exc, "status_code", 404)
