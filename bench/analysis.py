@@ -99,6 +99,24 @@ and 11-18 (row-major). Both sides still read the same float32 bytes. (Tried and 
 PyTorch's int4 CPU product on the GGUF's own 4-bit blocks, `_weight_int4pack_mm_for_cpu`,
 reads 6× fewer bytes but took 25 ms for SmolLM2's output matrix in float32, against 4.6.)
 
+**GGUF files** are read from their blocks (formats/gguf/quantized.py): nothing is written beside the
+file, and a quantized matrix is expanded to float32 a 2 MiB slice of rows at a time right
+before its product, as a bf16 one is upcast. A bf16 slice is one pass (convert); a quantized
+one is several: the packed integers copied out of their blocks, split into nibbles, converted,
+scaled (stored_rows.py), each at torch's elementwise speed here, about 10 G values a second
+a core, so expanding costs more than reading the file's fewer bytes saves: Q8_0 (two passes)
+comes close to bf16, the 4-bit types (four to five passes, and Q4_K's 6-bit scales) stay at
+about half its speed. A row comes out in the order its bytes lie and the product takes x's
+columns in that order; Q4_K's minimum is subtracted once per 32 weights from the product
+(llama.cpp's way), a pass fewer. A slice's one-token product is MKL's matrix-vector product:
+on this Intel Xeon it ran 4-6× faster than `upcast.per_core`'s batched one (bf16 slices still
+use `per_core`, measured on an AMD EPYC; re-measuring that choice here is left to its owner).
+Tried and dropped: one block of rows per core, each core's
+slices in a thread of its own (Python's lock changes hands at each of a slice's dozen
+operations: slower on an idle machine, though steadier on a busy one), a per-block dot
+product (`torch.bmm` over blocks of 32: 3-4× slower than the plain product), torch's
+quantized tensors (deprecated, and slower than convert-then-scale).
+
 **Noise.** This machine is a small virtual machine: in bursts, single decode steps take 3–6×
 their usual time (200 ms becoming 600–1,200 ms) whatever the code does, which shows in the
 medians; the best figure of each row is the one to compare, and figures move between runs.

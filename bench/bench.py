@@ -24,29 +24,12 @@ from reference.formats import load_checkpoint
 
 # bench/ is not a package: these are its files beside this one (python puts bench/ on sys.path)
 import gemv  # the one-token bf16 product table
+import gguf_types  # the same weights as GGUF files of each type
 import growth  # prefill as the prompt grows; decode on small models; compiled decode
 from analysis import ANALYSIS  # "Reading the figures", the page's closing prose
-from harness import (ROOT, checkpoint_dir, fmt_time, gguf_file, machine_line, matmul_flops, memory_bandwidth,
-                     prompt_tokens, read_bandwidth)
+from harness import (ROOT, checkpoint_dir, fmt_time, machine_line, matmul_flops, memory_bandwidth, prompt_tokens,
+                     read_bandwidth)
 from measure import bench_memory, bench_prefill, decode_bytes_per_token, fresh_decode
-
-
-def gguf_section(o, device) -> list[str]:
-    """The same checkpoint as a Q8_0 GGUF: memory, prefill and decode beside the Meta format's."""
-    path = gguf_file(o.layers)
-    lines = [f"## The same weights as a Q8_0 GGUF ({o.layers} layers, float32)", "",
-             "Quantized tensors are expanded to float32 once, into a memory-mapped cache file; the first "
-             "run writes it, later runs map it.", "",
-             "| format | file | peak RssAnon | prefill, 17 tokens | decode tokens/s |", "|---|---|---|---|---|"]
-    for label, source in (("Meta, bf16", checkpoint_dir(o.layers)), ("GGUF, Q8_0", path)):
-        m = bench_memory(o.layers, "float32", device, source)
-        ckpt = load_checkpoint(source)
-        tokens = prompt_tokens(ckpt.tokenizer, None)
-        prefill = bench_prefill(ckpt, tokens, torch.float32, device, o.repeats, False)["batched"]
-        decode = fresh_decode(source, "float32", device, o.new_tokens, o.repeats, False)["rates"]["ours (KV cache)"]
-        lines.append(f"| {label} | {m['checkpoint_bytes'] / 2**30:.2f} GiB | {m['peak_rss_anon'] / 2**30:.2f} GiB | "
-                     f"{fmt_time(prefill)} | {1 / decode[0]:.2f} / {1 / decode[1]:.2f} |")
-    return lines + [""]
 
 
 def main(argv=None) -> int:
@@ -59,11 +42,12 @@ def main(argv=None) -> int:
     p.add_argument("--long", type=int, default=512, help="length of the long prompt (default 512)")
     p.add_argument("--no-32", action="store_true", help="skip the 32-layer memory measurement (16 GB on disk)")
     p.add_argument("--no-hf", action="store_true", help="skip transformers")
-    p.add_argument("--no-gguf", action="store_true", help="skip the Q8_0 GGUF of the same weights")
+    p.add_argument("--no-gguf", action="store_true", help="skip the GGUF files of the same weights (BF16 … Q4_K)")
     p.add_argument("--no-growth", action="store_true", help="skip prefill at 17 … 4,096 tokens")
     p.add_argument("--no-small", action="store_true", help="skip decode on tiny and SmolLM2-135M")
     p.add_argument("--no-compile", action="store_true", help="skip the compiled decode (LLAMA3_REFERENCE_COMPILE=1)")
     p.add_argument("--no-gemv", action="store_true", help="skip the one-token bf16 product table")
+    p.add_argument("--before", help="a checkout of older code: SmolLM2's GGUF decode with it too, alternating")
     p.add_argument("--out", default=str(ROOT / "docs" / "performance.md"), help="markdown report ('-' for none)")
     o = p.parse_args(argv)
     device = o.device
@@ -144,7 +128,7 @@ def main(argv=None) -> int:
     lines += ["", "RssAnon is memory only this process holds; memory-mapped weights count in VmHWM but are "
               "file pages the kernel can drop and re-read, so an 8 GB machine can run the 8B.", ""]
     if not o.no_gguf:
-        lines += gguf_section(o, device)
+        lines += gguf_types.section(o.layers, o.repeats, max(o.repeats, 5), o.new_tokens, o.before)
     lines += [ANALYSIS]
     report = "\n".join(lines)
     print(report)

@@ -146,11 +146,13 @@ def checkpoint_dir(n_layers: int) -> Path:
 
 def gguf_file(n_layers: int, qtype: str = "Q8_0") -> Path:
     """The same 8B-shaped checkpoint as a llama.cpp GGUF (written once with gguf's writer, into the
-    cache): Q8_0 matrices, F32 norms, Llama 3's vocabulary and merges as llama.cpp's converter
-    writes them, q/k rows in Meta's order (which is llama.cpp's)."""
+    cache): `qtype` matrices (Q8_0, Q4_0, Q4_K, or BF16 and F16, the same weights unquantized;
+    quantize.py), F32 norms, Llama 3's vocabulary and merges as llama.cpp's converter writes
+    them, q/k rows in Meta's order (which is llama.cpp's)."""
     import gguf
-    from gguf.quants import quantize
     from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    from quantize import encoded  # bench/quantize.py
 
     from reference.formats.gguf import GGUF_NAMES
     from reference.text.tokenizer import SPECIAL_TOKENS, find_tokenizer_model
@@ -184,9 +186,11 @@ def gguf_file(n_layers: int, qtype: str = "Q8_0") -> Path:
     to_gguf = {meta.replace(".N.", f".{i}."): name.replace(".N.", f".{i}.") for name, meta in GGUF_NAMES.items()
                for i in range(a.n_layers)}
     for name, tensor in ckpt.weights.items():
-        x = tensor.float().numpy()
-        kind = gguf.GGMLQuantizationType[qtype if x.ndim == 2 else "F32"]
-        w.add_tensor(to_gguf[name], quantize(x, kind) if x.ndim == 2 else x, raw_dtype=kind if x.ndim == 2 else None)
+        if tensor.ndim == 2:
+            data, raw_dtype = encoded(tensor, qtype)
+            w.add_tensor(to_gguf[name], data, raw_dtype=raw_dtype)
+        else:
+            w.add_tensor(to_gguf[name], tensor.float().numpy())
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

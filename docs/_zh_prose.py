@@ -118,6 +118,10 @@ ZH: dict[str, str] = {
     "adjacent-pair order. The whole name map, `{n}` entries:":
         "名字不同，布局相同：llama.cpp 的转换器已经按 Meta 的相邻配对顺序存放 `wq` 和 `wk`。完整的名字映射，"
         "共 `{n}` 项：",
+    "And the type of Ollama's `llama3:8b`, Q4_0, as the literal expansion reads one block of 32 weights "
+    "(the product's own path, `stored_rows.py`, computes the same values slice by slice):":
+        "再看 Ollama 的 `llama3:8b` 所用的类型 Q4_0：逐字的展开这样读出一个 32 个权重的块（乘积自己的路径"
+        " `stored_rows.py` 一个切片一个切片地算出同样的值）：",
     # trained-vs-random.md
     "<p><strong>{name}</strong>, the lens's top token after each layer: {tokens}</p>":
         "<p><strong>{name}</strong>，每一层之后透镜的首选词元：{tokens}</p>",

@@ -45,6 +45,11 @@ class KVCache:
         shape = (args.n_layers, kv_heads or args.n_kv_heads, max_len, args.head_dim)
         return cls(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
 
+    @staticmethod
+    def nbytes(args: ModelArgs, max_len: int, dtype: torch.dtype, kv_heads: int | None = None) -> int:
+        """What `allocate` would hold, keys and values: 2·L·K·max_len·d elements."""
+        return 2 * args.n_layers * (kv_heads or args.n_kv_heads) * max_len * args.head_dim * dtype.itemsize
+
     def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the keys and values [K, T, d] of positions start … start+T-1; return all of 0 … start+T-1."""
         end = start + k.shape[1]

@@ -29,6 +29,7 @@ import torch
 from .batched import KVCache, forward
 from .config import ModelArgs
 from .errors import InputError, is_finite_number, is_int
+from .files import available_memory
 from .model import Weights
 from .run import check_tokens
 from .upcast import resident
@@ -92,6 +93,8 @@ def generate(prompt: list[int], weights: Weights, args: ModelArgs, *, max_new_to
     if seed is not None and not (is_int(seed) and 0 <= seed < 2**64):
         raise InputError(f"seed must be a non-negative integer below 2**64 (torch.Generator's range), got {seed!r}")
     n_new = min(max_new_tokens, args.max_seq_len - len(prompt))
+    if kv_cache and torch.device(device).type == "cpu":
+        _check_cache_fits(args, len(prompt) + n_new - 1, dtype, kv_heads)
     generator = torch.Generator()
     if seed is None:
         generator.seed()  # fresh randomness from the OS
@@ -99,6 +102,16 @@ def generate(prompt: list[int], weights: Weights, args: ModelArgs, *, max_new_to
         generator.manual_seed(seed)
     return _generate(prompt, weights, args, n_new, temperature, top_p, generator, frozenset(stop_tokens),
                      dtype, device, kv_cache, forward, kv_heads)
+
+
+def _check_cache_fits(args: ModelArgs, positions: int, dtype: torch.dtype, kv_heads: int | None) -> None:
+    """Refuse, before allocating it, a KV cache larger than the memory available: Llama 3.1's context
+    of 131,072 positions takes 32 GiB in float32 for the 8B, and the kernel would kill the process."""
+    need, free = KVCache.nbytes(args, positions, dtype, kv_heads), available_memory()
+    if free is not None and need > free:
+        raise InputError(f"the KV cache for {positions:,} positions (the prompt and the new tokens, up to the "
+                         f"model's context of {args.max_seq_len:,}) needs {need / 2**30:,.1f} GiB, but "
+                         f"{free / 2**30:,.1f} GiB of memory is available; ask for fewer with --max-new-tokens")
 
 
 def _checked_prompt(prompt, args: ModelArgs) -> list[int]:

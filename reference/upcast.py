@@ -1,10 +1,12 @@
 """How a bfloat16 weight meets a float32 activation: `linear`, without upcasting a whole matrix.
 
-Weights stay as the checkpoint stores them (bf16, memory-mapped); the pass computes in float32.
+Weights stay as the checkpoint stores them (bf16, or a GGUF's quantized blocks, memory-mapped);
+the pass computes in float32.
 The plain way, `x @ w.float().T`, writes a float32 copy of the whole matrix to memory only to
 read it back: 235 MB for one [14336, 4096] matrix of the 8B, more time than the product itself.
-`linear` upcasts slices of rows into one reused buffer that stays in the core's cache instead.
-This is CPU tuning, so it lives here and not in `model.py`, which is meant to be read.
+`linear` upcasts slices of rows into one reused buffer that stays in the core's cache instead;
+a GGUF's quantized matrix (formats/gguf/quantized.py) is expanded into that buffer from its blocks
+the same way. This is CPU tuning, so it lives here and not in `model.py`, which is meant to be read.
 """
 
 from __future__ import annotations
@@ -46,19 +48,26 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
     element is still one dot product over the whole input dimension.
     """
     on_cpu = torch.device(device).type == "cpu"
+    blocks = in_blocks(w)
     if on_cpu and dtype == torch.bfloat16 and not cpu_has_native_bf16():
         # Without AVX512-BF16/AMX, PyTorch's bf16 matrix product is emulated and many times
         # slower than float32: multiply in float32 (exact products of bf16 values), round once.
         return linear(x.float(), w, torch.float32, device).to(torch.bfloat16)
-    if on_cpu and x.shape[0] == 1 and w.dtype == dtype == torch.float32 and w.is_contiguous():
+    if on_cpu and x.shape[0] == 1 and w.dtype == dtype == torch.float32 and w.is_contiguous() and not blocks:
         return one_row(x, w)
     one_bf16_row = on_cpu and x.shape[0] == 1 and w.dtype == torch.bfloat16 and dtype != torch.float64
     if one_bf16_row and compiled_gemv_wanted():
         return compiled_product(w, x[0].float())[None].to(dtype)  # [1, out]: float32 sums, rounded once
-    if w.dtype == dtype or not on_cpu:
+    if (w.dtype == dtype and not blocks) or not on_cpu:
         return x @ w.to(device=device).to(dtype).T
     n_out, n_in = w.shape
     slice_bytes = SLICE_BYTES_FEW_TOKENS if x.shape[0] <= FEW_TOKENS else SLICE_BYTES_MANY_TOKENS
+    fill = lambda start, stop, chunk: chunk.copy_(w[start:stop])  # noqa: E731 (rows start … stop-1, upcast)
+    finish = lambda start, stop, y: y  # noqa: E731
+    if blocks:  # a quantized row comes out in the order its bytes lie, and x's columns are put in that order
+        rows_of = w.stored_rows(x)
+        fill, finish, x = rows_of.fill, rows_of.finish, w.spread(x).T  # x: [T, in]
+        slice_bytes = SLICE_BYTES_BLOCKS if x.shape[0] <= FEW_TOKENS else slice_bytes
     rows = max(16, min(n_out, slice_bytes // (n_in * torch.finfo(dtype).bits // 8)))
     buffer = torch.empty(rows, n_in, dtype=dtype, device=device)
     if x.shape[0] > FEW_TOKENS:
@@ -68,19 +77,43 @@ def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, device) -> torc
         out = torch.empty(x.shape[0], n_out, dtype=dtype, device=device)  # [T, out]
         for start in range(0, n_out, rows):
             chunk = buffer[:min(rows, n_out - start)]
-            chunk.copy_(w[start:start + rows])
+            fill(start, start + len(chunk), chunk)
             torch.mm(x, chunk.T, out=out[:, start:start + rows])
+            finish(start, start + len(chunk), out[:, start:start + rows].T)
         return out
     # For a few tokens, slice rows times x is the faster product, and transposing the small result is cheap.
-    x_t = x.T.contiguous()  # [in, T]
+    x_t = x.T.contiguous()  # [in, T] (a spread x is so already)
     out_t = torch.empty(n_out, x.shape[0], dtype=dtype, device=device)  # [out, T]: slices are contiguous
-    product = per_core if x.shape[0] == 1 else torch.mm  # one token: a matrix-vector product (see `one_row`)
+    # one token: a matrix-vector product (see `one_row`); a quantized slice's is MKL's own (SLICE_BYTES_BLOCKS)
+    product = per_core if x.shape[0] == 1 and not blocks else torch.mm
     for start in range(0, n_out, rows):
         stop = min(start + rows, n_out)
         chunk = buffer[:stop - start]
-        chunk.copy_(w[start:stop])
+        fill(start, stop, chunk)
         product(chunk, x_t, out=out_t[start:stop])
+        finish(start, stop, out_t[start:stop])
     return out_t.T.contiguous()  # [T, out]
+
+
+def in_blocks(w: torch.Tensor) -> bool:
+    """Whether `w` is a GGUF's quantized tensor (formats/gguf/quantized.py): blocks that expand where used,
+    a slice of rows at a time in the order their bytes lie (`stored_rows`, `spread`)."""
+    return hasattr(w, "stored_rows")
+
+
+# A quantized slice is expanded in several passes (the packed integers copied out of their
+# blocks, split into nibbles, converted, scaled), where a bf16 slice takes one; each pass
+# reads and writes the slice, so it should stay in the cores' caches between them, while each
+# pass also costs a fork and a join of the cores, which larger slices pay less often. Measured
+# on the 2-core Intel Xeon (one token through the 8B-shaped GGUFs' output, w2 and w1 matrices):
+# 2 MiB slices 186 ms for Q8_0, 272 for Q4_0, 324 for Q4_K; 1 MiB 207, 300, 359; 4 MiB 204,
+# 282, 340; 8 MiB 232, 299, 360. (One block of rows per core, each in a thread of its own with
+# single-threaded operations, as `per_core` does for the product, was slower on an idle machine:
+# Python's lock changes hands at each of a slice's dozen operations.) A slice's one-token product
+# is MKL's matrix-vector product, not `per_core`: here MKL's took 20 µs for [128, 4096] rows where
+# the batched product took 82, and 20 against 120 for w2's [36, 14336] slices. (bf16 slices keep
+# `per_core`, as measured on the AMD EPYC.)
+SLICE_BYTES_BLOCKS = 2 << 20
 
 
 # --- one token, one matrix-vector product per core ---
@@ -155,16 +188,19 @@ RESIDENT_BYTES = 1 << 30
 def resident(weights, dtype: torch.dtype, device="cpu", budget: int = RESIDENT_BYTES):
     """`weights` in `dtype` on `device` once and for all, contiguous (as `one_row` needs), in RAM
     when that fits `budget` bytes; otherwise `weights` itself, upcast per product as before.
-    Weights already so (a GGUF's float32 expansion, memory-mapped from the cache) are used as
-    they are. The numbers are the same either way: an upcast is exact, once or at every product."""
-    # A GGUF's quantized tensors expand only when asked for; its `meta` holds their shapes and
-    # dtypes, so sizing the model expands nothing.
+    Weights already so (float32 in RAM) are used as they are; a GGUF's quantized tensors are
+    expanded (SmolLM2-135M: 0.5 GiB) or, past the budget, left in their blocks (an 8B: 30 GiB).
+    The numbers are the same either way: an upcast is exact, once or at every product."""
+    # A Meta checkpoint's `meta` holds its shapes and dtypes without merging shards; a GGUF's
+    # tensors read nothing until used, so sizing the model expands nothing either.
     described = getattr(weights, "meta", weights)
     on_cpu = torch.device(device).type == "cpu"
-    if on_cpu and all(w.dtype == dtype and w.is_contiguous() for w in described.values()):
+    if on_cpu and all(w.dtype == dtype and w.is_contiguous() and not in_blocks(w) for w in described.values()):
         return weights  # resident already
     if sum(w.numel() for w in described.values()) * torch.finfo(dtype).bits // 8 > budget:
         return weights
-    if not on_cpu:
-        return {name: weights[name].to(device=device, dtype=dtype) for name in described}
-    return {name: weights[name].to(dtype=dtype).contiguous() for name in described}
+
+    def values(w):  # one tensor's values: a quantized one expanded to float32 (exact), then cast
+        return (w.expanded() if in_blocks(w) else w).to(device=device, dtype=dtype)
+
+    return {name: values(weights[name]).contiguous() for name in described}

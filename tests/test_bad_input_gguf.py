@@ -1,5 +1,5 @@
 """Bad GGUF input (#31): every key the project reads is checked by type and value as the header is
-read (`gguf_keys.KEYS`), and what GGUFReader and llama.cpp refuse is refused: a key or tensor
+read (`keys.KEYS`), and what GGUFReader and llama.cpp refuse is refused: a key or tensor
 listed twice, an alignment that is not a power of two, an array of arrays, a string that is not
 UTF-8, a tensor outside the file or on another's bytes. Each is one line naming the file and the
 key as the file spells it (`llama.block_count`, not `n_layers`), in well under a second; a fuzz
@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from reference.errors import InputError
 from reference.formats import load_checkpoint
-from reference.formats.gguf_file import MAX_VALUES, read_header
-from reference.formats.gguf_keys import KEYS
+from reference.formats.gguf.header import MAX_VALUES, read_header
+from reference.formats.gguf.keys import KEYS
 
 from gguf_files import (FAST, MERGES, TOKENS, V, patched, raw_gguf, refused_fast, valid_keys, with_key, with_tensor_field,
                         write_tiny)

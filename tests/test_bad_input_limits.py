@@ -50,6 +50,24 @@ def test_a_trace_that_cannot_fit_in_memory_is_refused_before_anything_is_allocat
     assert f"{trace_bytes(args, 40_000) / 2**30:,.1f} GiB" in message
 
 
+def test_a_kv_cache_that_cannot_fit_in_memory_is_refused_before_anything_is_allocated(tiny):
+    """`generate --max-new-tokens` as large as the context: Llama 3.1's 131,072 positions are 32 GiB
+    of float32 keys and values for the 8B, and the kernel killed the process that asked."""
+    from reference.batched import KVCache
+    from reference.generate import generate
+
+    args = tiny.args.replace(max_seq_len=2**24, n_layers=256)  # refused before a layer is looked for
+    need = KVCache.nbytes(args, 2**24 - 1, torch.float64)  # 4 TiB
+    assert need > available_memory()
+    with pytest.raises(InputError) as excinfo:
+        generate([1, 2], tiny.weights, args, max_new_tokens=2**50, dtype=torch.float64)
+    message = one_line_error(excinfo, "KV cache", f"{2**24 - 1:,} positions", "of memory is available",
+                             "--max-new-tokens")
+    assert f"{need / 2**30:,.1f} GiB" in message
+    cache = KVCache.allocate(tiny.args, 9, torch.float64)  # and the estimate is what allocating holds
+    assert KVCache.nbytes(tiny.args, 9, torch.float64) == cache.k.nbytes + cache.v.nbytes > 0
+
+
 # --- class 5: numbers near the float limit ---
 
 @pytest.mark.parametrize("key, value, says", [

@@ -47,3 +47,16 @@ def test_the_memory_child_runs_where_bench_memory_starts_it(tiny, tiny_dir):
 
 def test_the_prefill_memory_child_runs_where_growth_starts_it(tiny_dir):
     assert growth.fresh_prefill_memory(tiny_dir, "ours", 17, torch.float32, "cpu") >= 0
+
+
+def test_a_gguf_extrapolated_to_more_layers_has_the_tensor_bytes_of_one_written_that_deep(tmp_path):
+    """bench/gguf_types.py sizes a real 8B from its 2-layer files: the same arithmetic on a small GGUF
+    gives exactly the tensor bytes of the same model written with 5 layers."""
+    import gguf_types
+    from reference.formats.gguf.header import read_header
+    from test_gguf import write_gguf
+
+    two, five = write_gguf(tmp_path / "two.gguf", n_layers=2), write_gguf(tmp_path / "five.gguf", n_layers=5)
+    assert gguf_types.tensor_bytes(two, 2) == sum(t.nbytes for t in read_header(two).tensors)
+    assert gguf_types.tensor_bytes(two, 5) == sum(t.nbytes for t in read_header(five).tensors) > \
+        gguf_types.tensor_bytes(two, 2)

@@ -1,12 +1,13 @@
 """K-quants read as llama.cpp's block layouts say (ggml-common.h), checked against this file's
-own decoder of each layout — not against gguf.quants, which the reader uses — so a wrong
-expansion of Q4_K, Q5_K or Q6_K (the types most Llama 3 GGUFs hold) cannot pass unseen."""
+own decoder of each layout — not against gguf.quants, which tests/test_gguf_dequant.py holds the
+reader's torch dequantizer to — so a layout misread by both cannot pass unseen in Q4_K, Q5_K or
+Q6_K (the types most Llama 3 GGUFs hold)."""
 
 import numpy as np
 import pytest
 
 from reference.formats.gguf import GGUFWeights
-from reference.formats.gguf_file import read_header
+from reference.formats.gguf.header import read_header
 
 QK = 256  # values per K-quant super-block
 
@@ -77,5 +78,5 @@ def test_a_k_quant_tensor_reads_back_as_its_layout_says(tmp_path, name, encode):
     writer.close()
     (info,) = read_header(path).tensors
     assert info.shape == (rows, cols)
-    got = GGUFWeights(path, {"w": info}, tmp_path / "expanded")["w"].numpy()
+    got = GGUFWeights(path, {"w": info})["w"].numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)

@@ -3,7 +3,7 @@ names and layout, so everything downstream sees one kind of `Checkpoint`.
 
     meta.py     params.json + consolidated.*.pth (+ shards.py for the 70B's model-parallel files)
     hf.py       Hugging Face: config.json + model*.safetensors (names and q/k rows converted)
-    gguf.py     llama.cpp's one file (.gguf), quantized or not, with its own tokenizer
+    gguf/       llama.cpp's one file (.gguf), quantized or not, with its own tokenizer
 
 No format imports another. What they share: `checkpoint.py` (the `Checkpoint` and its checks),
 `params.py` (hyper-parameters read into `ModelArgs`), `layout.py` (Meta's and Hugging Face's
@@ -20,6 +20,7 @@ from ..errors import InputError
 from ..files import user_path
 from .checkpoint import Checkpoint
 from .gguf import load_gguf_checkpoint
+from .gguf.header import is_gguf_file
 from .hf import HF_WEIGHTS_GLOB, load_hf_checkpoint
 from .meta import load_meta_checkpoint
 
@@ -27,12 +28,13 @@ __all__ = ["Checkpoint", "load_checkpoint"]
 
 
 def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
-    """Load and check a checkpoint: a directory, Meta's or Hugging Face's, or a .gguf file (or a
-    directory holding exactly one); any problem is one line naming file and tensor."""
+    """Load and check a checkpoint: a directory, Meta's or Hugging Face's, or a GGUF file (named
+    .gguf or not, as Ollama's blobs) or a directory holding exactly one .gguf; any problem is one
+    line naming file and tensor."""
     path = user_path(path)
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint directory")
-    if path.suffix == ".gguf" and path.is_file():
+    if is_gguf_file(path):
         return load_gguf_checkpoint(path, progress)
     ggufs = sorted(path.glob("*.gguf")) if path.is_dir() else []
     if ggufs and not (path / "params.json").exists() and not (path / "config.json").exists():
@@ -41,7 +43,8 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
                              f"{', …' if len(ggufs) > 3 else ''}); name the one to load")
         return load_gguf_checkpoint(ggufs[0], progress)
     if not path.is_dir():
-        raise InputError(f"{path}: is a file; expected a checkpoint directory (params.json, consolidated.00.pth, tokenizer.model)")
+        raise InputError(f"{path}: is a file but not a GGUF (those start with b'GGUF'); expected a GGUF file or a "
+                         "checkpoint directory (params.json, consolidated.00.pth, tokenizer.model)")
     if not any(path.iterdir()):
         raise InputError(f"{path}: directory is empty; expected params.json, consolidated.00.pth, tokenizer.model")
     if not (path / "params.json").exists() and (path / "config.json").exists():

@@ -1,6 +1,6 @@
 """What every checkpoint format loads into: a `Checkpoint` in Meta's names, checked the same way.
 
-Each format (`meta.py`, `hf.py`, `gguf.py`) reads its own files and hands back Meta's tensor names and
+Each format (`meta.py`, `hf.py`, `gguf/`) reads its own files and hands back Meta's tensor names and
 layout; the checks here are shared, so a missing or misshapen tensor reads the same whatever
 the file it came from, e.g.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import user_path
 from .synthesize import builtin_checkpoint
+from .gguf.header import is_gguf_file
 
 
 def _explain_hub_error(repo_id: str, exc: BaseException) -> InputError:
@@ -106,10 +107,11 @@ def resolve_checkpoint(spec: str) -> Path:
         return builtin_checkpoint("tiny")
     if spec == SMOLLM2:
         return smollm2_file()
-    if path.is_dir() or (path.is_file() and path.suffix == ".gguf"):
+    if path.is_dir() or is_gguf_file(path):
         return path
     if path.exists():
-        raise InputError(f"{spec}: is a file; expected a checkpoint directory, \"tiny\" or a Hub id like meta-llama/Meta-Llama-3-8B")
+        raise InputError(f"{spec}: is a file but not a GGUF (those start with b'GGUF'); expected a checkpoint directory, a GGUF "
+                         "file, \"tiny\" or a Hub id like meta-llama/Meta-Llama-3-8B")
     if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", spec):  # owner/name, not ./x or ../x
         return download(spec)
     raise InputError(f"{spec}: no such checkpoint directory (or give \"tiny\" or a Hub id like meta-llama/Meta-Llama-3-8B)")

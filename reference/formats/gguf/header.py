@@ -18,7 +18,7 @@ problem one line naming the file and the key or tensor as the file spells it: wh
 llama.cpp refuse (a key or tensor twice, an alignment not a power of two, an array of arrays,
 text not UTF-8, a tensor outside the file or on another's bytes), a length or count the bytes
 left cannot hold (so nothing huge is allocated), and each key the project reads as the type it
-must be (`gguf_keys.py`): `formats/gguf.py` and `text/vocab_files.py` take the values as they are.
+must be (`keys.py`): `formats/gguf/load.py` and `text/vocab_files.py` take the values as they are.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, shown
-from .gguf_keys import ARRAY, SCALARS, STRING, checked_keys
+from ...errors import InputError, shown
+from .keys import ARRAY, SCALARS, STRING, checked_keys
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -60,7 +60,7 @@ class TensorInfo:
 @dataclass(frozen=True)
 class Header:
     version: int
-    metadata: dict  # key -> str, int, float, bool, or a list of them; the keys in gguf_keys.KEYS as it says
+    metadata: dict  # key -> str, int, float, bool, or a list of them; the keys in keys.KEYS as it says
     tensors: list[TensorInfo]
     data_offset: int  # where the tensors' bytes begin: everything before is the header
 
@@ -139,6 +139,20 @@ class _Cursor:
 def _plain(value: float) -> float:
     """A float32 as the decimal it was written from: 1e-05, not 9.999999747378752e-06."""
     return float(str(np.float32(value)))
+
+
+def is_gguf_file(path: Path) -> bool:
+    """A file named .gguf, or any file that starts as a GGUF does: Ollama keeps `llama3:8b` as
+    `~/.ollama/models/blobs/sha256-<hex>`, a GGUF named by its digest."""
+    if not path.is_file():
+        return False
+    if path.suffix == ".gguf":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == MAGIC
+    except OSError:  # unreadable: the caller's own check says so, in its words
+        return False
 
 
 def read_header(path: Path) -> Header:

@@ -1,6 +1,6 @@
 """GGUF's value types, and what each metadata key the project reads must hold (`KEYS`).
 
-`gguf_file.read_header` reads every value with its type; `checked_keys` then holds each key in
+`header.read_header` reads every value with its type; `checked_keys` then holds each key in
 `KEYS` to the type and value it must be, and the tokenizer's keys to each other, so that one
 line names the file, the key as the file spells it, what it holds and what it should.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..errors import InputError, shown
+from ...errors import InputError, shown
 
 # GGUF's value types: the struct code of each scalar; 8 is a string, 9 an array of values.
 SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}

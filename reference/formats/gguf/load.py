@@ -8,9 +8,10 @@ and the tensors' bytes. Three things differ from Meta's checkpoint:
 - **Names.** `blk.3.attn_q.weight` is Meta's `layers.3.attention.wq.weight`: `GGUF_NAMES`.
 - **Shapes are listed fastest axis first.** GGUF's `ne = [4096, 1024]` is torch's `[1024, 4096]`.
 - **Quantization.** Most files store weights in blocks of 32 or 256 values that share a scale
-  (Q8_0, Q4_K, …). `gguf.quants.dequantize`, llama.cpp's own, expands a tensor to float32 the
-  first time the pass asks for it, into a memory-mapped file in the cache, written once: the
-  model is never expanded in RAM, and later runs read the float32 values from the page cache.
+  (Q8_0, Q4_K, …). A quantized tensor is handed out as a `Quantized` (quantized.py): its blocks,
+  memory-mapped, expanded to float32 in RAM where the pass uses them (a cache-sized slice of rows
+  at a time in `upcast.linear`), bit-identical to llama.cpp's own `gguf.quants.dequantize`.
+  Nothing is written beside the file, so the file is the only copy of the weights.
   F32/F16/BF16 tensors stay views of the file itself.
 
 The q/k rows need *no* permutation: llama.cpp's converter applies `layout.to_adjacent_pairs` to
@@ -22,8 +23,6 @@ the metadata does not repeat the scaling, so it is recovered from that tensor an
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,13 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelArgs, expected_shapes
-from .params import args_with_ffn_width
-from ..errors import InputError, shown
-from ..files import cache_dir, read_head
-from ..text.vocab_files import tokenizer_from_gguf
-from .checkpoint import OPTIONAL, Checkpoint, checked_tokenizer
-from .gguf_file import MAGIC, Header, TensorInfo, read_header, tensor_bytes, type_name
+from ...config import ModelArgs, expected_shapes
+from ..params import args_with_ffn_width
+from ...errors import InputError, shown
+from ...files import read_head
+from ...text.vocab_files import tokenizer_from_gguf
+from ..checkpoint import OPTIONAL, Checkpoint, checked_tokenizer
+from .header import MAGIC, TensorInfo, read_header, tensor_bytes, type_name
+from .quantized import EXPAND, Quantized
 
 # llama.cpp's name (N for the layer) -> Meta's name.
 GGUF_NAMES = {
@@ -56,8 +56,7 @@ GGUF_NAMES = {
 }
 ROPE_FREQS = "rope_freqs.weight"  # Llama 3.1+: per-pair RoPE divisors [d/2], not a weight
 FLOATS = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}  # read as views of the file
-QUANTIZED = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")  # expanded to float32
-ROWS_AT_ONCE = 4096  # rows dequantized together: 64 MiB of float32 for a 4096-wide matrix
+QUANTIZED = tuple(EXPAND)  # Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K … Q6_K: expanded to float32 where used
 
 
 def meta_name(gguf_name: str) -> str | None:
@@ -81,7 +80,7 @@ KEY_OF_FIELD = {"dim": "llama.embedding_length", "n_layers": "llama.block_count"
 def args_from_gguf(metadata: Mapping, source: str, rope_freqs: torch.Tensor | None = None) -> ModelArgs:
     """`ModelArgs` from the `llama.*` keys; every problem is one line naming `source` and the key.
 
-    The values' types were checked as the header was read (gguf_keys.KEYS); what ModelArgs
+    The values' types were checked as the header was read (keys.KEYS); what ModelArgs
     refuses here is how they fit together, said with the file's keys. GGUF stores the SwiGLU
     width (feed_forward_length), which is used as is (`args_with_ffn_width`).
     """
@@ -128,7 +127,7 @@ def _with_rope_scaling(args: ModelArgs, rope_freqs: torch.Tensor, source: str) -
     The slow pairs are divided by the factor itself, so factor = max(rope_freqs); the band
     edges are Meta's (low 1, high 4, original context 8192) in every published 3.1/3.2 model.
     """
-    from ..model import rope_frequencies
+    from ...model import rope_frequencies
 
     if list(rope_freqs.shape) != [args.head_dim // 2]:
         raise InputError(f"{source}: {ROPE_FREQS} has shape {list(rope_freqs.shape)}, expected "
@@ -152,44 +151,23 @@ def _with_rope_scaling(args: ModelArgs, rope_freqs: torch.Tensor, source: str) -
 # --- the tensors ---
 
 class GGUFWeights(Mapping):
-    """The file's weights by Meta's name: listing, `len` and `.meta` read no data; a quantized
-    tensor is expanded to float32 into `expanded/` the first time it is asked for."""
+    """The file's weights by Meta's name. Listing, `len` and `[name]` read no data: a float tensor
+    is a view of the file's bytes, a quantized one a `Quantized` over its blocks."""
 
-    def __init__(self, path: Path, tensors: dict[str, TensorInfo], expanded: Path):
-        """`tensors`: Meta's name -> where its bytes lie in the file (gguf_file.TensorInfo)."""
-        self.path, self.tensors, self.expanded, self._mapped = path, tensors, expanded, {}
+    def __init__(self, path: Path, tensors: dict[str, TensorInfo]):
+        """`tensors`: Meta's name -> where its bytes lie in the file (header.TensorInfo)."""
+        self.path, self.tensors, self._mapped = path, tensors, {}
         self.qtypes = {name: type_name(t) for name, t in tensors.items()}  # e.g. 'Q4_K'
-        self.meta = {name: torch.empty(t.shape, dtype=FLOATS.get(self.qtypes[name], torch.float32), device="meta")
-                     for name, t in tensors.items()}  # what __getitem__ returns, without the data
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self._mapped:
             t, qtype = self.tensors[name], self.qtypes[name]  # KeyError for an unknown name, as a dict
-            if qtype in FLOATS:  # the bytes as they lie in the file (copy-on-write: never written)
-                data = tensor_bytes(self.path, t).reshape(-1)
+            blocks = torch.from_numpy(tensor_bytes(self.path, t))  # [rows, bytes a row], copy-on-write: never written
+            if qtype in FLOATS:  # the bytes as they lie in the file
+                self._mapped[name] = blocks.view(FLOATS[qtype]).reshape(t.shape)
             else:
-                data = self._expand(name, t)
-            self._mapped[name] = torch.from_numpy(data).view(self.meta[name].dtype).reshape(t.shape)
+                self._mapped[name] = Quantized(blocks, qtype, t.shape)
         return self._mapped[name]
-
-    def _expand(self, name: str, t: TensorInfo) -> np.ndarray:
-        """The float32 values of a quantized tensor, from its cache file (written here the first time)."""
-        from gguf.constants import GGMLQuantizationType
-        from gguf.quants import dequantize
-
-        file = self.expanded / f"{name}.npy"
-        if not file.exists():
-            self.expanded.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-            blocks = tensor_bytes(self.path, t)  # [rows, bytes per row]
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(blocks), t.ne[0]))
-            for start in range(0, len(blocks), ROWS_AT_ONCE):  # a slice of rows at a time: little RAM
-                out[start:start + ROWS_AT_ONCE] = dequantize(blocks[start:start + ROWS_AT_ONCE],
-                                                             GGMLQuantizationType(t.type))
-            out.flush()
-            del out
-            os.replace(tmp, file)  # whole or absent: an interrupted run leaves no half-written cache
-        return np.load(file, mmap_mode="c").reshape(-1).view(np.uint8)
 
     def __iter__(self):
         return iter(self.tensors)
@@ -248,13 +226,5 @@ def read_gguf(path: Path) -> tuple[ModelArgs, GGUFWeights, dict]:
         generic = back[re.sub(r"\.\d+\.", ".N.", missing[0])]
         raise InputError(f"{path}: missing tensor {generic.replace('.N.', f'.{layer.group(1)}.') if layer else generic} "
                          f"({len(missing)} missing)")
-    return args, GGUFWeights(path, tensors, _expanded_dir(path, header)), metadata
+    return args, GGUFWeights(path, tensors), metadata
 
-
-def _expanded_dir(path: Path, header: Header) -> Path:
-    """Where this file's dequantized tensors are cached: named by the file and a hash of its
-    header (names, shapes, types, offsets) and size, so a changed file gets a new cache."""
-    stat = path.stat()
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read(header.data_offset) + f"{stat.st_size}".encode()).hexdigest()[:16]
-    return cache_dir() / "gguf" / f"{path.stem}-{digest}"
