@@ -105,10 +105,14 @@ before its product, as a bf16 one is upcast. A bf16 slice is one pass (convert);
 one is several: the packed integers copied out of their blocks, split into nibbles, converted,
 scaled (stored_rows.py), each at torch's elementwise speed here, about 10 G values a second
 a core, so expanding costs more than reading the file's fewer bytes saves: Q8_0 (two passes)
-comes close to bf16, the 4-bit types (four to five passes, and Q4_K's 6-bit scales) stay at
-about half its speed. A row comes out in the order its bytes lie and the product takes x's
-columns in that order; Q4_K's minimum is subtracted once per 32 weights from the product
-(llama.cpp's way), a pass fewer. A slice's one-token product is MKL's matrix-vector product:
+comes close to bf16, the 4-bit types (four to five passes) are slower. Unpacking Q4_K's
+6-bit scales and minimums from their 12 bytes was a third of its expansion (a dozen small
+operations per super-block of 256 weights): a Q4_K or Q5_K matrix keeps them unpacked after its
+first product, 20 bytes a super-block (0.08 bytes a weight, about 0.4 GB for an 8B's Q4_K
+matrices), which took the 2-layer Q4_K file's prefill from 564-568 ms to 396-418 ms against
+BF16's 354 (measured here, alternating). A row comes out in the order its bytes lie and the
+product takes x's columns in that order; Q4_K's minimum is subtracted once per 32 weights from
+the product (llama.cpp's way), a pass fewer. A slice's one-token product is MKL's matrix-vector product:
 on this Intel Xeon it ran 4-6× faster than `upcast.per_core`'s batched one (bf16 slices still
 use `per_core`, measured on an AMD EPYC; re-measuring that choice here is left to its owner).
 Tried and dropped: one block of rows per core, each core's

@@ -11,12 +11,11 @@ of rows `upcast.linear` expands, on one core and on every core), and `gguf.quant
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 import torch
 
-from harness import read_bandwidth
+from harness import read_bandwidth, timed
 
 TYPES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
 
@@ -82,13 +81,8 @@ def one_thread(fn):
 
 
 def best(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    """The fastest of `repeats` calls, after a warm-up (harness.timed)."""
+    return timed(fn, repeats)[0]
 
 
 def table(repeats: int) -> list[str]:

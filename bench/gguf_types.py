@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -139,11 +140,22 @@ def tensor_bytes(path: Path, layers: int) -> int:
     return sum(t.nbytes for t in tensors) + sum(t.nbytes for t in in_layers) * (layers - n_layers) // n_layers
 
 
+def kept_scales(path: Path, n_layers: int) -> int:
+    """The bytes a layer's Q4_K/Q5_K matrices keep once used (stored_rows.unpacked_scales: 20 a super-block)."""
+    from reference.formats.gguf.header import read_header, type_name
+    from reference.formats.gguf.stored_rows import KEPT
+
+    blocks = sum(math.prod(t.ne) // 256 for t in read_header(path).tensors
+                 if t.name.startswith("blk.") and type_name(t) in KEPT)
+    return 20 * blocks // n_layers
+
+
 def real_8b_rows(measured: dict, n_layers: int, layers: int = 32) -> list[str]:
     """A real 8B from each file's figures, per layer: a pass's time less the parts outside the layers
     (embedding rows, the output product: timed apart), divided by the layers, times 32, plus those
-    parts again; the file's bytes likewise, from its tensor table; the anonymous memory plus the
-    KV cache of the 30 layers more (all else a pass holds is one layer's at a time)."""
+    parts again; the file's bytes likewise, from its tensor table; the anonymous memory plus what
+    each of the 30 layers more keeps, its KV cache and its Q4_K/Q5_K scales (all else a pass holds
+    is one layer's at a time)."""
     from reference.formats import load_checkpoint
 
     lines = []
@@ -151,7 +163,7 @@ def real_8b_rows(measured: dict, n_layers: int, layers: int = 32) -> list[str]:
         size = m["path"].stat().st_size - tensor_bytes(m["path"], n_layers) + tensor_bytes(m["path"], layers)
         args = load_checkpoint(m["path"]).args
         kv = 2 * args.n_kv_heads * args.head_dim * 4 * (17 + 25)  # float32 keys and values a layer, generate's 42 positions
-        ram = m["generate"]["peak_rss_anon"] + (layers - n_layers) * kv
+        ram = m["generate"]["peak_rss_anon"] + (layers - n_layers) * (kv + kept_scales(m["path"], n_layers))
         per = {key: (m[key] - m["outside"][key]) / n_layers for key in ("prefill", "decode")}
         prefill, decode = (m["outside"][key] + layers * per[key] for key in ("prefill", "decode"))
         lines.append(f"| {name} | {size / 1e9:.1f} GB | {ram / 2**30:.2f} GiB | {per['prefill'] * 1e3:,.0f} ms, "

@@ -58,6 +58,23 @@ def test_scales_computed_for_later_slices_are_the_ones_they_need(monkeypatch):
     assert SCALES_AT_ONCE > 256 * 3
 
 
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q5_K"])
+def test_scales_unpacked_once_and_kept_fill_the_same_bits_as_unpacking_them_per_slice(qtype, monkeypatch):
+    """Quantized keeps Q4_K/Q5_K's scales as bytes (20 a super-block); the floats made from them per slice
+    are those computed from the blocks, edge scales included, whichever rows the kept chunks hold."""
+    import reference.formats.gguf.stored_rows as rows
+
+    monkeypatch.setattr(rows, "SCALES_AT_ONCE", 256 * 7)  # kept in chunks of 7 rows, used by slices of others
+    raw = torch.from_numpy(random_blocks(qtype, rows=30, blocks_a_row=1, seed=5))
+    kept = rows.unpacked_scales(raw, qtype)
+    assert sum(k.nbytes for k in kept) == 30 * 20
+    plain, unpacked = StoredRows(raw, qtype, torch.zeros(1, 256)), StoredRows(raw, qtype, torch.zeros(1, 256), kept)
+    for start, stop in ((0, 3), (3, 12), (12, 30), (5, 9)):
+        a, b = (r.fill(start, stop, torch.full((stop - start, 256), 7.0)) for r in (plain, unpacked))
+        assert_bit_identical(b.numpy(), a.numpy())
+        assert_bit_identical(unpacked.minimums(start, stop).numpy(), plain.minimums(start, stop).numpy())
+
+
 def quantized_matrix(qtype: str, rows: int, cols: int, seed: int = 0) -> Quantized:
     """Random blocks with finite, small scales: a matrix whose products are numbers."""
     size, nbytes, _ = EXPAND[qtype]

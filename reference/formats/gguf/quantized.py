@@ -14,9 +14,11 @@ what it needs, with the torch dequantizers of `blocks.py` and `k_quants.py`:
   tensor expanded (`expanded`), then the operation on it, as the literal path upcasts a bf16
   matrix whole.
 
-Nothing is written to disk and nothing is kept: the file is the only copy, so a file replaced
-in place gives its new values at the next load. (`upcast.resident` keeps a whole model
-expanded when its float32 weights fit the memory budget: SmolLM2-135M's 0.5 GiB.)
+Nothing is written to disk and no weight is kept: the file is the only copy, so a file replaced
+in place gives its new values at the next load. Two things are kept in RAM: a Q4_K or Q5_K
+matrix's scales, unpacked at its first product (20 bytes a super-block of 256 weights:
+`stored_rows.unpacked_scales`), and, by `upcast.resident`, a whole model expanded when its
+float32 weights fit the memory budget (SmolLM2-135M's 0.5 GiB).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import math
 import torch
 from torch.utils._pytree import tree_map
 
-from .stored_rows import EXPAND, StoredRows, spread  # EXPAND: type -> (weights a block, bytes a block, expansion)
+from .stored_rows import EXPAND, KEPT, StoredRows, spread, unpacked_scales  # EXPAND: type -> (size, bytes, expansion)
 
 
 WEIGHTS_AT_ONCE = 1 << 22  # the literal expansion's own scratch (nibbles, scales) is for this many weights at most
@@ -55,6 +57,7 @@ class Quantized(torch.Tensor):
 
     def __init__(self, blocks: torch.Tensor, qtype: str, shape: tuple[int, ...]):
         self.blocks, self.qtype = blocks, qtype  # [rows, bytes a row]: rows = every axis but the last
+        self.unpacked = None  # Q4_K/Q5_K: the scales unpacked at the first product, kept (stored_rows.KEPT)
         assert blocks.shape[0] == math.prod(shape[:-1]), (blocks.shape, shape)
 
     # --- for a product (upcast.linear): rows in the order their bytes lie, x spread to match ---
@@ -66,7 +69,9 @@ class Quantized(torch.Tensor):
     def stored_rows(self, x: torch.Tensor) -> StoredRows:
         """For one product with x [T, columns]: `.fill(start, stop, out)` expands rows start … stop-1
         in stored order, `.finish(start, stop, y)` completes their product y with spread(x)."""
-        return StoredRows(self.blocks, self.qtype, x)
+        if self.qtype in KEPT and self.unpacked is None:
+            self.unpacked = unpacked_scales(self.blocks, self.qtype)
+        return StoredRows(self.blocks, self.qtype, x, self.unpacked)
 
     # --- for anything else: the weights in their own order ---
 

@@ -94,8 +94,16 @@ def q4_1(rows, out, d, m) -> None:
 
 def k4_scales(rows, nbytes: int):
     """Q4_K/Q5_K: (d·scale [r, h, n, g, 1] for sub-block 2g + h; dmin·min [r, n·8] in column order), both
-    as k_quants.q4_k computes them. Everything is done on int32 words holding four 6-bit values,
-    never one small value at a time: torch's loops over tiny dimensions cost more than the rest."""
+    as k_quants.q4_k computes them: `k4_unpacked`, then `k4_floats`."""
+    return k4_floats(*k4_unpacked(rows, nbytes))
+
+
+def k4_unpacked(rows, nbytes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Q4_K/Q5_K's packed scales as bytes: the 6-bit scales [r, h, n, g] (uint8, sub-block 2g + h), the
+    6-bit minimums [r, n·8] (uint8, column order), and d, dmin [r, n, 2] (float16): 20 bytes a super-block
+    of 256 weights, which `Quantized` keeps (unpacking is a third of expanding Q4_K, the rest is cheap).
+    Everything is done on int32 words holding four 6-bit values, never one small value at a time:
+    torch's loops over tiny dimensions cost more than the rest."""
     r = rows.shape[0]
     head = rows.view(r, -1, nbytes).view(torch.int32)[:, :, :4].permute(2, 0, 1).contiguous()  # [4, r, n]
     d, m, m_d = head[1], head[2], head[3]  # the 12 bytes of scales, as k_quants.scale_min_k4 names them
@@ -111,18 +119,18 @@ def k4_scales(rows, nbytes: int):
     for w in range(2):
         torch.bitwise_and(six[0, w], 0x00FF00FF, out=lanes[:, 0, :, w])
         torch.bitwise_right_shift(six[0, w], 8, out=lanes[:, 1, :, w])
-    scale = lanes.bitwise_and_(0x00FF00FF).view(torch.int16).float()  # [r, h, n, g]
-    d_4, dmin_4 = (_four_times(head[0], i) for i in (0, 1))  # [r, n]
-    scale.mul_(d_4.unsqueeze(1).expand(r, 2, -1).contiguous().view(torch.float16).view(scale.shape))  # · d
-    low = six[1].view(2, -1).T.contiguous().view(torch.uint8).view(r, -1).float()  # [r, n·8]: min of sub-block 0 … 7
-    low.mul_(dmin_4.unsqueeze(-1).expand(r, -1, 2).contiguous().view(torch.float16).view(r, -1))  # · dmin
-    return scale.unsqueeze(-1), low
+    scale = lanes.bitwise_and_(0x00FF00FF).view(torch.int16).to(torch.uint8)  # [r, h, n, g], 0 … 63
+    low = six[1].view(2, -1).T.contiguous().view(torch.uint8).view(r, -1)  # [r, n·8]: min of sub-block 0 … 7
+    return scale, low, head[0].view(torch.float16).view(r, -1, 2).clone()  # d, dmin: [r, n, 2]
 
 
-def _four_times(words: torch.Tensor, i: int) -> torch.Tensor:
-    """The i-th float16 of each int32 word [r, n], four copies of it side by side in an int64 [r, n]:
-    a 16-bit lane times 0x0001000100010001. Expanded and viewed as float16, a scale for every value."""
-    return words.bitwise_right_shift(16 * i).bitwise_and_(0xFFFF).long() * 0x0001000100010001
+def k4_floats(scale: torch.Tensor, low: torch.Tensor, dd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`k4_unpacked`'s bytes → (d·scale [r, h, n, g, 1], dmin·min [r, n·8]) float32, as k_quants.q4_k
+    computes them (float16 to float32 is exact; each product is rounded once, there and here)."""
+    r, n = dd.shape[:2]
+    d, dmin = dd.float().unbind(-1)  # [r, n] each
+    return (scale.float().mul_(d.view(r, 1, n, 1)).unsqueeze(-1),
+            low.float().view(r, n, 8).mul_(dmin.view(r, n, 1)).view(r, -1))
 
 
 def q4_k(rows, out, scale, low) -> None:
@@ -186,8 +194,9 @@ class StoredRows:
     one product with x [T, columns]: `fill(start, stop, out)` the rows, then, once their product
     with spread(x) is in y, `finish(start, stop, y)`."""
 
-    def __init__(self, blocks: torch.Tensor, qtype: str, x: torch.Tensor):
-        self.blocks, self.qtype, self.x, self.columns = blocks, qtype, x, x.shape[1]
+    def __init__(self, blocks: torch.Tensor, qtype: str, x: torch.Tensor, unpacked: tuple | None = None):
+        """`unpacked`: Q4_K/Q5_K's scales for every row as `k4_unpacked` gives them, kept by the caller."""
+        self.blocks, self.qtype, self.x, self.columns, self.unpacked = blocks, qtype, x, x.shape[1], unpacked
         self.at, self.scales, self.lows = 0, None, None  # for rows at … at + len - 1: scales, and minimums · x
 
     def fill(self, start: int, stop: int, out: torch.Tensor) -> torch.Tensor:
@@ -200,8 +209,11 @@ class StoredRows:
             return out
         scales, expand = FAST[self.qtype]
         if self.scales is None or start < self.at or stop > self.at + len(self.scales[0]):
-            self.at, self.lows = start, None
-            self.scales = scales(self.blocks[start:max(stop, start + SCALES_AT_ONCE // self.columns)])
+            self.at, self.lows, end = start, None, max(stop, start + SCALES_AT_ONCE // self.columns)
+            if self.unpacked is not None:
+                self.scales = k4_floats(*(u[start:end] for u in self.unpacked))
+            else:
+                self.scales = scales(self.blocks[start:end])
         expand(self.blocks[start:stop], out, *(v[start - self.at:stop - self.at] for v in self.scales))
         return out
 
@@ -219,6 +231,17 @@ class StoredRows:
             sums = self.x.view(self.x.shape[0], -1, 32).sum(-1).T  # [columns / 32, T]
             self.lows = self.scales[1].to(y.dtype) @ sums.to(y.dtype)  # [rows at hand, T]
         return y.sub_(self.lows[start - self.at:stop - self.at])
+
+
+KEPT = {"Q4_K": 144, "Q5_K": 176}  # types whose unpacked scales a `Quantized` keeps: bytes a super-block
+
+
+def unpacked_scales(blocks: torch.Tensor, qtype: str) -> tuple[torch.Tensor, ...]:
+    """`k4_unpacked` for every row of a Q4_K/Q5_K matrix, a few million weights at a time: 20 bytes a
+    super-block of 256 weights (0.08 bytes a weight, 1/50 of the float32 expansion)."""
+    step = max(1, SCALES_AT_ONCE // (blocks.shape[1] // KEPT[qtype] * 256))
+    parts = [k4_unpacked(blocks[i:i + step], KEPT[qtype]) for i in range(0, blocks.shape[0], step)]
+    return tuple(torch.cat(p) for p in zip(*parts))
 
 
 @functools.cache
