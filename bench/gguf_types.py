@@ -227,7 +227,7 @@ def section(n_layers: int, repeats: int, rounds: int, n_new: int, before: str | 
               "(NumPy, one core); the last column is the float32 that reading the blocks' bytes alone would "
               "give at this machine's read bandwidth.", ""]
     lines += gguf_expand.table(repeats)
-    lines += ["", "### SmolLM2-135M decode (resident in float32, 0.5 GiB)", "",
+    lines += ["", "### SmolLM2-135M-Instruct decode (resident in float32, 0.5 GiB)", "",
               "| code | tokens/s, best | median |", "|---|---|---|"]
     lines += smollm2_decode(before, rounds, 2 * n_new) + [""]
     return lines
