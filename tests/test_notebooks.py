@@ -96,14 +96,13 @@ async def _execute_all(books: dict, cwd: Path, env: dict, concurrency: int) -> d
 
 
 @pytest.fixture(scope="session")
-def executed(private_cache, tiny_dir, smollm2, tmp_path_factory) -> dict[str, Outcome]:
+def executed(private_cache, tiny_dir, tmp_path_factory) -> dict[str, Outcome]:
     """Every notebook, run to the end (or its first error), CONCURRENCY at a time, each in its own kernel.
 
     The kernels get this checkout on PYTHONPATH (so `import reference` is this one, whatever
-    is installed) and the session's private cache, with both built-in models already in it:
-    the tiny checkpoint made by the session, SmolLM2's weights expanded once here rather than
-    by two kernels at once. The working directory is an empty one; the set-up cell finds the
-    repository from `reference`.
+    is installed) and the session's private cache, with the tiny checkpoint made by the session
+    already in it (SmolLM2's GGUF writes nothing there: each kernel expands it in RAM). The
+    working directory is an empty one; the set-up cell finds the repository from `reference`.
     """
     _tools()
     pytest.importorskip("nbclient", reason="running the notebooks needs nbclient: pip install -e '.[docs]'")
@@ -112,8 +111,6 @@ def executed(private_cache, tiny_dir, smollm2, tmp_path_factory) -> dict[str, Ou
 
     if not (private_cache / "tiny-seed0").exists():
         (private_cache / "tiny-seed0").symlink_to(tiny_dir, target_is_directory=True)
-    for name in smollm2.weights:
-        smollm2.weights[name]  # expanded to float32 into the cache, once
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
            "PYTHONDONTWRITEBYTECODE": "1", "JUPYTER_PLATFORM_DIRS": "1", "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one thread per kernel: CONCURRENCY kernels share the CPUs
