@@ -49,6 +49,9 @@ class ModelArgs:
         problem = _first_problem(self)
         if problem is not None:
             raise InputError(problem)
+        for name in REAL_VALUED:  # 1e40 written as 10000…0 in a JSON file is an int: torch takes no int past 2**63
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
 
     # --- derived sizes: computed here and nowhere else ---
 
@@ -128,6 +131,10 @@ def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
 # tokens, 131,072 positions), checked before any size is derived from them.
 PLAUSIBLE = {"n_layers": 1024, "dim": 1 << 17, "n_heads": 1024, "n_kv_heads": 1024, "vocab_size": 1 << 22,
              "max_seq_len": 1 << 24, "multiple_of": 1 << 20}
+
+
+REAL_VALUED = ("norm_eps", "rope_theta", "rope_scale_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+               "ffn_dim_multiplier")
 
 
 def _first_problem(a: ModelArgs) -> str | None:

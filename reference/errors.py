@@ -25,8 +25,13 @@ def is_int(value) -> bool:
 
 
 def is_finite_number(value) -> bool:
-    """An int or a float (not a bool), neither infinite nor NaN."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """An int or a float (not a bool), neither infinite nor NaN, nor an int too large for a float (10**400)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
