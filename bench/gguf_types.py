@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from pathlib import Path
 import torch
 
 import gguf_expand  # bench/gguf_expand.py
-from harness import PeakAnon, ROOT, child, gguf_file, machine_line, prompt_tokens, status
+from harness import PeakAnon, ROOT, child, gguf_file, machine_line, proc_field, prompt_tokens, status, timed
 
 FILES = ("BF16", "F16", "Q8_0", "Q4_0", "Q4_K")
 
@@ -38,13 +39,14 @@ FILES = ("BF16", "F16", "Q8_0", "Q4_0", "Q4_K")
 def command_child(command: str, path: str) -> None:
     """Run in a fresh process: `walk` or `generate` on `path` as a user would (stdout discarded), with
     a private, empty cache; print JSON: peak RssAnon, bytes written to disk and into the cache, seconds."""
+    from reference import WALKTHROUGH_PROMPT
     from reference.cli import main
 
     cache = Path(tempfile.mkdtemp())
     os.environ["LLAMA3_REFERENCE_CACHE"] = str(cache)
-    argv = [command, "--checkpoint", path, "--prompt", WALKTHROUGH]
+    argv = [command, "--checkpoint", path, "--prompt", WALKTHROUGH_PROMPT]
     argv += ["--max-new-tokens", "25", "--temperature", "0"] if command == "generate" else []
-    written = io_field("write_bytes")
+    written = proc_field("io", "write_bytes")
     start = time.perf_counter()
     with PeakAnon() as peak, open(os.devnull, "w") as quiet:
         sys.stdout, real = quiet, sys.stdout
@@ -54,19 +56,8 @@ def command_child(command: str, path: str) -> None:
             sys.stdout = real
     seconds = time.perf_counter() - start
     cached = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
-    print(json.dumps({"code": code, "peak_rss_anon": peak.peak, "written": io_field("write_bytes") - written,
+    print(json.dumps({"code": code, "peak_rss_anon": peak.peak, "written": proc_field("io", "write_bytes") - written,
                       "cache_bytes": cached, "seconds": seconds}))
-
-
-WALKTHROUGH = "the answer to the ultimate question of life, the universe, and everything is "
-
-
-def io_field(name: str) -> int:
-    """A field of /proc/self/io (write_bytes: what this process sent towards storage, counted as pages are dirtied)."""
-    for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    raise KeyError(name)
 
 
 def speed_child(path: str, n_new: str) -> None:
@@ -82,7 +73,7 @@ def speed_child(path: str, n_new: str) -> None:
     load = time.perf_counter() - start
     tokens, n_new = torch.tensor(prompt_tokens(ckpt.tokenizer, None)), int(n_new)
     with torch.inference_mode():
-        for timed in (False, True):
+        for _ in range(2):  # a warm-up, then the timed pass
             cache = batched.KVCache.allocate(ckpt.args, len(tokens) + n_new + 1, torch.float32)
             start = time.perf_counter()
             logits = batched.forward(tokens, ckpt.weights, ckpt.args, cache=cache, last_only=True)[0]
@@ -92,10 +83,11 @@ def speed_child(path: str, n_new: str) -> None:
                 logits = batched.forward(logits.argmax().view(1), ckpt.weights, ckpt.args, cache=cache,
                                          start=len(tokens) + i, last_only=True)[0]
             decode = (time.perf_counter() - start) / n_new
-        embedding, output, h = ckpt.weights["tok_embeddings.weight"], ckpt.weights["output.weight"], torch.ones(1, ckpt.args.dim)
-        head = gguf_expand.best(lambda: upcast.linear(h, output, torch.float32, "cpu"), 3)
-        outside = {"prefill": head + gguf_expand.best(lambda: embedding[tokens].float(), 3),
-                   "decode": head + gguf_expand.best(lambda: embedding[tokens[:1]].float(), 3)}
+        embedding, output = ckpt.weights["tok_embeddings.weight"], ckpt.weights["output.weight"]
+        h = torch.ones(1, ckpt.args.dim)
+        head = timed(lambda: upcast.linear(h, output, torch.float32, "cpu"), 3)[0]
+        outside = {"prefill": head + timed(lambda: embedding[tokens].float(), 3)[0],
+                   "decode": head + timed(lambda: embedding[tokens[:1]].float(), 3)[0]}
     print(json.dumps({"load": load, "prefill": prefill, "decode": decode, "outside": outside,
                       "rss_anon": status("RssAnon")}))
 
@@ -184,7 +176,7 @@ def smollm2_decode(before: str | None, rounds: int, n_new: int) -> list[str]:
             out = subprocess.run([sys.executable, __file__, "_smollm2", str(smollm2_file()), str(n_new)],
                                  capture_output=True, text=True, env=env, cwd=where, check=True)
             rates[name].append(float(out.stdout.strip().splitlines()[-1]))
-    return [f"| {name} | {max(r):.1f} | {sorted(r)[len(r) // 2]:.1f} |" for name, r in rates.items()]
+    return [f"| {name} | {max(r):.1f} | {statistics.median(r):.1f} |" for name, r in rates.items()]
 
 
 def smollm2_child(path: str, n_new: str) -> None:
@@ -193,7 +185,7 @@ def smollm2_child(path: str, n_new: str) -> None:
     from reference.generate import generate
 
     ckpt = load_checkpoint(path)
-    prompt = ckpt.tokenizer.encode(WALKTHROUGH, bos=True, eos=False)
+    prompt = prompt_tokens(ckpt.tokenizer, None)
     stamps = []
     for _ in generate(prompt, ckpt.weights, ckpt.args, max_new_tokens=int(n_new) + 1, temperature=0):
         stamps.append(time.perf_counter())

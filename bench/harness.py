@@ -5,7 +5,7 @@ package: each runs as a script, with bench/ first on sys.path); it imports none 
 
 - timing: `timed` (min and median of repeated calls), `sync`, and the machine's ceilings
   (`memory_bandwidth`, `read_bandwidth`, `matmul_flops`);
-- memory: `status` (a field of /proc/self/status) and `PeakAnon` (peak anonymous memory);
+- memory: `status` (a field of /proc/self/status; `proc_field` for other /proc/self files) and `PeakAnon` (peak anonymous memory);
 - children: `child` runs a benchmark script in a process of its own and reads its last line;
 - checkpoints: the 8B-shaped checkpoint (`checkpoint_dir`) and its GGUF (`gguf_file`),
   transformers' model of the same weights (`hf_model`), the prompts (`prompt_tokens`);
@@ -94,9 +94,15 @@ def matmul_flops(device, dtype, repeats: int, n: int = 4096) -> float:
 
 def status(field: str) -> int:
     """A field of /proc/self/status in bytes (RssAnon: anonymous memory now; VmHWM: peak RSS)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    return proc_field("status", field) * 1024  # kB there
+
+
+def proc_field(file: str, field: str) -> int:
+    """The number of a field of /proc/self/FILE: status's are in kB, io's (write_bytes, what this process
+    sent towards storage, counted as pages are dirtied) in bytes."""
+    for line in Path("/proc/self", file).read_text().splitlines():
         if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
+            return int(line.split()[1])
     raise KeyError(field)
 
 

@@ -11,7 +11,7 @@ from reference import upcast
 from reference.formats.gguf.stored_rows import EXPAND, SCALES_AT_ONCE, StoredRows, order
 from reference.formats.gguf.quantized import Quantized, dequantize
 
-from test_gguf_dequant import assert_bit_identical, random_blocks
+from test_gguf_dequant import SCALES_AT, assert_bit_identical, random_blocks
 
 
 def in_column_order(stored_rows: torch.Tensor, qtype: str) -> torch.Tensor:
@@ -79,9 +79,7 @@ def quantized_matrix(qtype: str, rows: int, cols: int, seed: int = 0) -> Quantiz
     """Random blocks with finite, small scales: a matrix whose products are numbers."""
     size, nbytes, _ = EXPAND[qtype]
     raw = np.random.default_rng(seed).integers(0, 256, (rows * cols // size, nbytes), dtype=np.uint8)
-    scale_at = {"Q2_K": [80, 82], "Q3_K": [108], "Q6_K": [208]}.get(qtype, [0, 2] if qtype in (
-        "Q4_1", "Q5_1", "Q4_K", "Q5_K") else [0])
-    for at in scale_at:
+    for at in SCALES_AT[qtype]:
         raw[:, at:at + 2] = np.array([0.01], np.float16).view(np.uint8)
     return Quantized(torch.from_numpy(raw.reshape(rows, -1)), qtype, (rows, cols))
 

@@ -11,7 +11,7 @@ Why not `gguf.GGUFReader`: it makes one NumPy view per field part, and a vocabul
 hundred thousand strings, so a Llama 3 header takes ~10 s to open (SmolLM2's ~5 s). Reading
 the few kinds of value directly takes a fraction of a second; tests/test_gguf.py checks that
 this reads exactly what `GGUFReader` reads. The tensors' bytes stay in the file: each is a
-copy-on-write memory map, and `gguf.quants` (llama.cpp's own) expands the quantized ones.
+copy-on-write memory map (`tensor_bytes`), which `quantized.py` expands where it is used.
 
 This is the one place where a GGUF's bytes become typed values, so all is checked here, each
 problem one line naming the file and the key or tensor as the file spells it: what GGUFReader and
